@@ -1,0 +1,187 @@
+"""The adapter contract: what a platform plugin implements.
+
+An adapter class describes one platform.  It declares what it is with class attributes and its
+per-account options with a nested pydantic model; the hub reads those declarations and never
+probes with ``hasattr``::
+
+    class WeComAdapter(hub.Adapter):
+        platform = "wecom"
+        default_base_url = "https://qyapi.weixin.qq.com"
+        capabilities = frozenset({hub.Capability.FANS, hub.Capability.WEBHOOKS})
+
+        class Config(hub.AdapterConfig):
+            corp_id: str
+            secret: pydantic.SecretStr
+
+        async def fetch_fans(self, account, cursor):
+            ...
+            return hub.Page(items=fans, next_cursor=cursor_or_none)
+
+The hub builds one adapter per configured account, handing it the validated ``Config`` and an
+``httpx.AsyncClient`` whose base URL, timeouts, retries and logging it owns.  Each capability
+implies the methods below; declaring a capability without overriding its methods is a plugin
+error at registration.
+
+Paged reads are stateless: ``fetch_*(account, cursor)`` returns a :class:`Page`; a ``None``
+``next_cursor`` ends the stream.  The hub owns the loop and stores the cursor together with the
+page's records in one transaction.  Pushes must be idempotent: the hub may send the same push
+again after a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas import Capability
+
+if TYPE_CHECKING:
+    import httpx
+
+    from schemas import Account, Fan, MemberCard, Message, Order, PointsEvent
+
+__all__ = [
+    "CAPABILITY_METHODS",
+    "Adapter",
+    "AdapterConfig",
+    "Page",
+    "PushResult",
+    "WebhookRequest",
+    "WebhookResult",
+]
+
+T = TypeVar("T")
+
+
+class AdapterConfig(BaseModel):
+    """Base of an adapter's per-account options (the platform keys of an ``[[accounts]]`` entry).
+
+    Unknown keys are rejected, so a misspelled option is an error rather than ignored.  Declare
+    secrets as ``pydantic.SecretStr`` so that they never print.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a paged read.
+
+    :param items: the canonical records of this page (may be empty).
+    :param next_cursor: the opaque cursor of the next page; ``None`` when the stream is done.
+    :param notes: facts the sync summary should report (e.g. a platform cap that was reached).
+    """
+
+    items: Sequence[T]
+    next_cursor: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    """What a push did: ``accepted`` by the platform, with the platform's reference if any."""
+
+    accepted: bool
+    reference: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """A callback exactly as it arrived: the body is the raw bytes, before any parsing."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResult:
+    """What an adapter made of a verified callback.
+
+    :param events: canonical records (fans, messages, orders, points events) to store.
+    :param dedupe_key: the platform's message id, so a replay is stored once.
+    :param status_code: the HTTP status the platform expects.
+    :param body: the exact response body the platform expects (``success``, an echo, …).
+    :param media_type: the response's content type.
+    """
+
+    events: Sequence[object] = ()
+    dedupe_key: str | None = None
+    status_code: int = 200
+    body: bytes = b""
+    media_type: str = "text/plain"
+    raw: Mapping[str, object] = field(default_factory=dict)
+
+
+CAPABILITY_METHODS: dict[Capability, tuple[str, ...]] = {
+    Capability.FANS: ("fetch_fans",),
+    Capability.ORDERS: ("fetch_orders",),
+    Capability.POINTS: ("fetch_points",),
+    Capability.CARDS: ("push_card",),
+    Capability.MESSAGES: ("send_message",),
+    Capability.WEBHOOKS: ("parse_webhook",),
+}
+"""The methods each capability obliges an adapter to implement."""
+
+
+class Adapter:
+    """Base class of every platform adapter. See the module docstring for the contract."""
+
+    platform: ClassVar[str]
+    """The platform's name, as written in ``[[accounts]] platform = …``."""
+
+    default_base_url: ClassVar[str] = ""
+    """The platform's production URL; an account's ``base_url`` overrides it."""
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    """What this adapter can do.  Declare only what is really implemented."""
+
+    class Config(AdapterConfig):
+        """No options."""
+
+    def __init__(self, *, config: AdapterConfig, client: httpx.AsyncClient) -> None:
+        self.config = config
+        self.client = client
+
+    async def fetch_fans(self, account: Account, cursor: str | None) -> Page[Fan]:
+        """Read one page of fans starting at ``cursor`` (``None``: from the beginning)."""
+        raise NotImplementedError
+
+    async def fetch_orders(self, account: Account, cursor: str | None) -> Page[Order]:
+        """Read one page of orders starting at ``cursor``."""
+        raise NotImplementedError
+
+    async def fetch_points(self, account: Account, cursor: str | None) -> Page[PointsEvent]:
+        """Read one page of points events starting at ``cursor``."""
+        raise NotImplementedError
+
+    async def push_card(self, account: Account, card: MemberCard) -> PushResult:
+        """Make the platform's member card show ``card``'s balance and level. Idempotent."""
+        raise NotImplementedError
+
+    async def send_message(self, account: Account, message: Message) -> PushResult:
+        """Send an outbound message. Idempotent on ``message.platform_msg_id``."""
+        raise NotImplementedError
+
+    async def parse_webhook(self, account: Account, request: WebhookRequest) -> WebhookResult:
+        """Verify (or decrypt) a callback, then turn it into canonical records.
+
+        Raise :class:`hub.errors.WebhookRejected` before trusting anything that fails verification.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def missing_methods(cls) -> list[str]:
+        """The methods a declared capability needs but this class does not override."""
+        missing = []
+        for capability in sorted(cls.capabilities):
+            for name in CAPABILITY_METHODS[capability]:
+                if getattr(cls, name) is getattr(Adapter, name):
+                    missing.append(name)
+        return missing

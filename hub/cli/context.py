@@ -1,0 +1,43 @@
+"""State shared by the commands of one ``siyu`` run: the plugins, the config path and the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import sqlalchemy as sa
+import typer
+
+from hub import storage
+from hub.config import Settings, load_settings
+from hub.plugins import PluginHost, load_plugins
+
+__all__ = ["Context", "get_context"]
+
+
+@dataclass
+class Context:
+    config_path: Path | None = None
+    debug: bool = False
+    _host: PluginHost | None = field(default=None, repr=False)
+
+    @property
+    def host(self) -> PluginHost:
+        if self._host is None:
+            self._host = load_plugins()
+        return self._host
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.host, self.config_path)
+
+    def engine(self) -> sa.Engine:
+        """The database, refusing a schema that is behind."""
+        return storage.open_database(self.settings.database_url)
+
+
+def get_context(ctx: typer.Context) -> Context:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Context)
+    return obj

@@ -1,0 +1,215 @@
+"""``siyu.toml``: where it is found, how it is read and how it is checked.
+
+The file is found at ``--config``, else ``$SIYU_CONFIG``, else ``./siyu.toml``.  A string value
+written ``env:NAME`` is read from the environment variable ``NAME``; ``file:PATH`` from a file
+(relative to the config file's folder, trailing newline stripped).  Each account's platform keys
+are validated by that platform adapter's ``Config`` model.  Every problem found is collected, so
+one run of ``siyu config check`` names every bad key.  Values never appear in errors.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from hub.adapter import AdapterConfig
+from hub.errors import ConfigError, UnknownPlatform
+from hub.phones import PhoneVault
+
+if TYPE_CHECKING:
+    from hub.plugins import PluginHost
+
+__all__ = ["DEFAULT_DATABASE_URL", "AccountSettings", "Settings", "find_config", "load_settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///siyu.db"
+ACCOUNT_KEYS = ("platform", "id", "name", "base_url")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class DatabaseSection(_Strict):
+    url: str = DEFAULT_DATABASE_URL
+
+
+class SecuritySection(_Strict):
+    phone_key: SecretStr | None = Field(default=None, description="HMAC key for phone hashes")
+    phone_encryption_key: SecretStr | None = Field(default=None, description="Fernet key; unset: no clear text kept")
+
+
+class AccountSection(BaseModel):
+    model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
+
+    platform: str = Field(min_length=1)
+    id: str = Field(min_length=1)
+    name: str | None = None
+    base_url: str | None = None
+
+
+class ConfigFile(_Strict):
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    security: SecuritySection = Field(default_factory=SecuritySection)
+    accounts: list[AccountSection] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """One configured account with its validated platform options."""
+
+    platform: str
+    id: str
+    name: str | None
+    base_url: str | None
+    options: AdapterConfig
+
+    def __repr__(self) -> str:
+        return f"AccountSettings(platform={self.platform!r}, id={self.id!r})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A checked configuration."""
+
+    path: Path | None
+    database_url: str
+    phones: PhoneVault
+    accounts: list[AccountSettings] = field(default_factory=list)
+
+    def account(self, platform: str, account_id: str) -> AccountSettings:
+        for account in self.accounts:
+            if account.platform == platform and account.id == account_id:
+                return account
+        raise ConfigError(f"no account {platform}:{account_id} in the configuration")
+
+
+def find_config(explicit: str | Path | None = None) -> Path:
+    """The config file's path: ``explicit``, else ``$SIYU_CONFIG``, else ``./siyu.toml``."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("SIYU_CONFIG"):
+        return Path(os.environ["SIYU_CONFIG"])
+    return Path("siyu.toml")
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _resolve(value: Any, where: tuple[Any, ...], base: Path, problems: list[tuple[str, str]]) -> Any:
+    """Replace ``env:`` and ``file:`` strings, recording a problem for each one that is missing."""
+    if isinstance(value, dict):
+        return {k: _resolve(v, (*where, k), base, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, (*where, i), base, problems) for i, v in enumerate(value)]
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            problems.append((_loc(where), f"environment variable {name} is not set"))
+            return None
+        return os.environ[name]
+    if isinstance(value, str) and value.startswith("file:"):
+        path = Path(value[5:]).expanduser()
+        path = path if path.is_absolute() else base / path
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            problems.append((_loc(where), f"cannot read file {path}: {exc.strerror or exc}"))
+            return None
+    return value
+
+
+def _pydantic_problems(exc: ValidationError, prefix: tuple[Any, ...]) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append((_loc((*prefix, *err["loc"])), message))
+    return problems
+
+
+def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None = None) -> Settings:
+    """Check an already-parsed TOML document against the installed plugins.
+
+    :raises ConfigError: with every problem found in ``problems``.
+    """
+    problems: list[tuple[str, str]] = []
+    base = path.parent if path else Path.cwd()
+    resolved = _resolve(raw, (), base, problems)
+    try:
+        doc = ConfigFile.model_validate(resolved)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, ()))
+        doc = None
+    accounts: list[AccountSettings] = []
+    if doc is not None:
+        database_url = _database_url(doc.database.url, base, problems)
+        try:
+            phones = PhoneVault(doc.security.phone_key, doc.security.phone_encryption_key)
+        except ConfigError as exc:
+            problems.append(("security", str(exc)))
+        seen: set[tuple[str, str]] = set()
+        for i, entry in enumerate(doc.accounts):
+            if (entry.platform, entry.id) in seen:
+                problems.append((f"accounts[{i}].id", f"duplicate account {entry.platform}:{entry.id}"))
+            seen.add((entry.platform, entry.id))
+            try:
+                adapter = host.adapter_class(entry.platform)
+            except UnknownPlatform as exc:
+                problems.append((f"accounts[{i}].platform", str(exc)))
+                continue
+            try:
+                options = adapter.Config.model_validate(entry.model_extra or {})
+            except ValidationError as exc:
+                problems.extend(_pydantic_problems(exc, ("accounts", i)))
+                continue
+            accounts.append(AccountSettings(entry.platform, entry.id, entry.name, entry.base_url, options))
+    if problems:
+        where = f" in {path}" if path else ""
+        summary = "; ".join(f"{loc}: {msg}" for loc, msg in problems)
+        raise ConfigError(f"{len(problems)} problem(s){where}: {summary}", problems=problems)
+    assert doc is not None
+    return Settings(path=path, database_url=database_url, phones=phones, accounts=accounts)
+
+
+def _database_url(url: str, base: Path, problems: list[tuple[str, str]]) -> str:
+    """Check the URL; a relative SQLite path is taken relative to the config file's folder."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        problems.append(("database.url", "not a database URL (e.g. sqlite:///siyu.db)"))
+        return url
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+        if not database.startswith("file:") and not Path(database).is_absolute():
+            return parsed.set(database=str((base / database).resolve())).render_as_string(hide_password=False)
+    return url
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file; a missing or malformed file is a :class:`ConfigError` naming it."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"no configuration at {path}: run `siyu init` or pass --config") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", problems=[("(file)", str(exc))]) from None
+
+
+def load_settings(host: PluginHost, explicit: str | Path | None = None) -> Settings:
+    """Find, read and check the configuration."""
+    path = find_config(explicit)
+    return parse_settings(read_toml(path), host, path=path)

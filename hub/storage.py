@@ -1,0 +1,124 @@
+"""The database: engines, migrations and the schema check.
+
+SQLite is the embedded default (a file in WAL mode, foreign keys on, a busy timeout); PostgreSQL
+(``postgresql+psycopg://…``) is the scale-out store.  Both are migrated by the same Alembic
+scripts shipped in ``hub/migrations``.  A command that needs the database calls
+:func:`open_database`, which refuses to run on a schema that is behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from hub.errors import SchemaOutOfDate, StorageError
+
+__all__ = [
+    "create_engine",
+    "current_revision",
+    "head_revision",
+    "open_database",
+    "safe_url",
+    "upgrade",
+]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def safe_url(url: str | sa.URL) -> str:
+    """The URL with any password masked, fit for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """An engine for ``url``, configured for its backend.
+
+    :raises StorageError: when the URL names a driver that is not installed or is malformed.
+    """
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StorageError(f"cannot use database {safe_url(url)}: {exc.__class__.__name__}") from exc
+    return engine
+
+
+def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    heads = ScriptDirectory.from_config(_alembic_config()).get_heads()
+    assert len(heads) == 1, f"migrations have several heads: {heads}"
+    return heads[0]
+
+
+def _connect(engine: sa.Engine) -> sa.Connection:
+    try:
+        return engine.connect()
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else exc.__class__.__name__
+        raise StorageError(f"cannot reach database {safe_url(engine.url)}: {reason}") from exc
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with _connect(engine) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Apply pending migrations; returns ``(revision before, revision after)``."""
+    with _connect(engine) as conn:
+        before = MigrationContext.configure(conn).get_current_revision()
+        command.upgrade(_alembic_config(conn), revision)
+        conn.commit()
+        after = MigrationContext.configure(conn).get_current_revision()
+    return before, after or ""
+
+
+def open_database(url: str) -> sa.Engine:
+    """An engine for a database whose schema is current.
+
+    :raises StorageError: the database cannot be reached.
+    :raises SchemaOutOfDate: migrations are pending.
+    """
+    engine = create_engine(url)
+    current = current_revision(engine)
+    if current != head_revision():
+        engine.dispose()
+        state = "has no schema" if current is None else f"is at revision {current}"
+        raise SchemaOutOfDate(
+            f"database {safe_url(url)} {state}, this siyu-hub needs {head_revision()}: run `siyu db upgrade`"
+        )
+    return engine

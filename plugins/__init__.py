@@ -1,0 +1,1 @@
+"""The built-in platform plugins, one sub-package each."""

@@ -1,0 +1,239 @@
+"""Database tables (SQLModel) for the canonical records.
+
+Each table carries a unique constraint on its natural key from DESIGN.md, so a second insert of
+the same platform record is a constraint error rather than a silent duplicate.  Enum columns are
+stored as short strings (no database enum types), so a plugin adding a value needs no migration.
+Times are stored as UTC by :class:`UTCDateTimeType` and come back timezone-aware on every backend.
+
+Phone numbers are never stored in clear: ``phone_hash`` is an HMAC-SHA256 under the deployment's
+phone key, and ``phone_encrypted`` holds the number only when the operator configured an
+encryption key.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "AccountRow",
+    "FanRow",
+    "LedgerEntryRow",
+    "MemberCardRow",
+    "MemberRow",
+    "MessageRow",
+    "OrderRow",
+    "PointsEventRow",
+    "SyncCheckpointRow",
+    "UTCDateTimeType",
+    "metadata",
+    "utcnow",
+]
+
+metadata = SQLModel.metadata
+metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTimeType(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("refusing to store a naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(nullable: bool = True, **kw: Any) -> Any:
+    return Field(sa_type=UTCDateTimeType, nullable=nullable, **kw)
+
+
+def _json(**kw: Any) -> Any:
+    return Field(sa_type=sa.JSON, nullable=False, **kw)
+
+
+def _code(length: int = 32, **kw: Any) -> Any:
+    return Field(sa_type=sa.String(length), nullable=False, **kw)
+
+
+class _Stamped(SQLModel):
+    inserted_at: datetime = _time(nullable=False, default_factory=utcnow)
+    updated_at: datetime = _time(nullable=False, default_factory=utcnow)
+
+
+class AccountRow(_Stamped, table=True):
+    __tablename__ = "accounts"
+    __table_args__ = (sa.UniqueConstraint("platform", "account_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = _code(64)
+    account_id: str = _code(191)
+    name: str | None = None
+    status: str = _code(32, default="active")
+
+
+class MemberRow(_Stamped, table=True):
+    __tablename__ = "members"
+    __table_args__ = (
+        sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
+        sa.CheckConstraint("lifetime_points >= 0", name="lifetime_not_negative"),
+        sa.CheckConstraint("merged_into IS NULL OR merged_into <> member_id", name="not_merged_into_self"),
+    )
+
+    member_id: int | None = Field(default=None, primary_key=True)
+    merged_into: int | None = Field(default=None, foreign_key="members.member_id", index=True)
+    level: int = 0
+    lifetime_points: int = 0
+    balance: int = 0
+
+
+class FanRow(_Stamped, table=True):
+    __tablename__ = "fans"
+    __table_args__ = (sa.UniqueConstraint("platform", "account_id", "platform_uid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = _code(64)
+    account_id: str = _code(191)
+    platform_uid: str = _code(191)
+    union_id: str | None = Field(default=None, sa_type=sa.String(191), index=True)
+    phone_hash: str | None = Field(default=None, sa_type=sa.String(64), index=True)
+    phone_encrypted: str | None = None
+    nickname: str | None = None
+    avatar_url: str | None = None
+    gender: str = _code(16, default="unknown")
+    follow_state: str = _code(16, default="unknown")
+    followed_at: datetime | None = _time()
+    unfollowed_at: datetime | None = _time()
+    tier: str | None = Field(default=None, sa_type=sa.String(16))
+    tags: list[str] = _json(default_factory=list)
+    follows: list[dict[str, Any]] = _json(default_factory=list)
+    interactions: dict[str, int] = _json(default_factory=dict)
+    identity_keys: dict[str, str] = _json(default_factory=dict)
+    member_id: int | None = Field(default=None, foreign_key="members.member_id", index=True)
+
+
+class MemberCardRow(_Stamped, table=True):
+    __tablename__ = "member_cards"
+    __table_args__ = (
+        sa.UniqueConstraint("member_id", "platform", "account_id"),
+        sa.CheckConstraint("balance >= 0", name="balance_not_negative"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="members.member_id")
+    platform: str = _code(64)
+    account_id: str = _code(191)
+    card_no: str | None = Field(default=None, sa_type=sa.String(191))
+    level: int = 0
+    balance: int = 0
+    status: str = _code(16, default="active")
+
+
+class MessageRow(_Stamped, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (sa.UniqueConstraint("platform", "account_id", "platform_msg_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = _code(64)
+    account_id: str = _code(191)
+    platform_msg_id: str = _code(191)
+    conversation_id: str | None = Field(default=None, sa_type=sa.String(191))
+    fan_uid: str | None = Field(default=None, sa_type=sa.String(191))
+    direction: str = _code(16)
+    content_type: str = _code(16)
+    body: dict[str, Any] = _json(default_factory=dict)
+    sent_at: datetime = _time(nullable=False)
+
+
+class OrderRow(_Stamped, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "account_id", "order_id"),
+        sa.CheckConstraint("amount_fen >= 0", name="amount_not_negative"),
+        sa.CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_within_amount"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = _code(64)
+    account_id: str = _code(191)
+    order_id: str = _code(191)
+    buyer_uid: str = _code(191)
+    amount_fen: int
+    refunded_fen: int = 0
+    status: str = _code(32)
+    created_at: datetime | None = _time()
+    paid_at: datetime | None = _time()
+    refunded_at: datetime | None = _time()
+
+
+class PointsEventRow(_Stamped, table=True):
+    __tablename__ = "points_events"
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "account_id", "event_id"),
+        sa.CheckConstraint("delta <> 0", name="delta_not_zero"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = _code(64)
+    account_id: str = _code(191)
+    event_id: str = _code(191)
+    fan_uid: str = _code(191)
+    delta: int
+    reason: str
+    occurred_at: datetime = _time(nullable=False)
+    expires_at: datetime | None = _time()
+
+
+class LedgerEntryRow(SQLModel, table=True):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        sa.UniqueConstraint("idempotency_key"),
+        sa.UniqueConstraint("reverses_entry_id"),
+        sa.CheckConstraint("points <> 0", name="points_not_zero"),
+    )
+
+    entry_id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = _code(191)
+    member_id: int = Field(foreign_key="members.member_id", index=True)
+    kind: str = _code(16)
+    points: int
+    reason: str
+    reverses_entry_id: int | None = Field(default=None, foreign_key="ledger_entries.entry_id")
+    expires_at: datetime | None = _time()
+    body_hash: str = _code(64)
+    created_at: datetime = _time(nullable=False, default_factory=utcnow)
+
+
+class SyncCheckpointRow(SQLModel, table=True):
+    __tablename__ = "sync_checkpoints"
+    __table_args__ = (sa.UniqueConstraint("platform", "account_id", "stream"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = _code(64)
+    account_id: str = _code(191)
+    stream: str = _code(64)
+    cursor: str | None = Field(default=None, sa_type=sa.Text)
+    updated_at: datetime = _time(nullable=False, default_factory=utcnow)
