@@ -26,6 +26,7 @@ __all__ = [
     "MemberRow",
     "MessageRow",
     "OrderRow",
+    "OutboxRow",
     "PointsEventRow",
     "SyncCheckpointRow",
     "UTCDateTimeType",
@@ -237,3 +238,27 @@ class SyncCheckpointRow(SQLModel, table=True):
     stream: str = _code(64)
     cursor: str | None = Field(default=None, sa_type=sa.Text)
     updated_at: datetime = _time(nullable=False, default_factory=utcnow)
+
+
+class OutboxRow(_Stamped, table=True):
+    """Work to send to a platform (a member-card update, an outbound message), queued in the same
+    transaction as the change that caused it and drained with retries.
+
+    ``target`` names what the item updates (``card:<member_id>``); for one target the items are
+    sent in ``id`` order, and a newer pending item supersedes an older unsent one.
+    ``status`` is one of ``pending``, ``done``, ``dead``, ``superseded``.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index(None, "status", "available_at"), sa.Index(None, "platform", "account_id", "target"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = _code(64)
+    account_id: str = _code(191)
+    kind: str = _code(32)
+    target: str = _code(191)
+    payload: dict[str, Any] = _json(default_factory=dict)
+    status: str = _code(16, default="pending")
+    attempts: int = 0
+    last_error: str | None = None
+    available_at: datetime = _time(nullable=False, default_factory=utcnow)

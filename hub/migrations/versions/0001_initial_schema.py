@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-23 07:34:00.963992
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations
@@ -83,6 +83,25 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_orders')),
     sa.UniqueConstraint('platform', 'account_id', 'order_id', name=op.f('uq_orders_platform_account_id_order_id'))
     )
+    op.create_table('outbox',
+    sa.Column('inserted_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('platform', sa.String(length=64), nullable=False),
+    sa.Column('account_id', sa.String(length=191), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('target', sa.String(length=191), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.String(), nullable=True),
+    sa.Column('available_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_platform_account_id_target'), ['platform', 'account_id', 'target'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_status_available_at'), ['status', 'available_at'], unique=False)
+
     op.create_table('points_events',
     sa.Column('inserted_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -195,6 +214,11 @@ def downgrade() -> None:
     op.drop_table('fans')
     op.drop_table('sync_checkpoints')
     op.drop_table('points_events')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_status_available_at'))
+        batch_op.drop_index(batch_op.f('ix_outbox_platform_account_id_target'))
+
+    op.drop_table('outbox')
     op.drop_table('orders')
     op.drop_table('messages')
     with op.batch_alter_table('members', schema=None) as batch_op:
