@@ -13,7 +13,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from sqlalchemy.engine import make_url
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_DATABASE_URL", "AccountSettings", "Settings", "find_config", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///siyu.db"
-ACCOUNT_KEYS = ("platform", "id", "name", "base_url")
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -140,44 +140,60 @@ def _pydantic_problems(exc: ValidationError, prefix: tuple[Any, ...]) -> list[tu
 def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None = None) -> Settings:
     """Check an already-parsed TOML document against the installed plugins.
 
+    Each section and each account is checked on its own, so that one run reports every problem.
+
     :raises ConfigError: with every problem found in ``problems``.
     """
     problems: list[tuple[str, str]] = []
     base = path.parent if path else Path.cwd()
-    resolved = _resolve(raw, (), base, problems)
-    try:
-        doc = ConfigFile.model_validate(resolved)
-    except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, ()))
-        doc = None
-    accounts: list[AccountSettings] = []
-    if doc is not None:
-        database_url = _database_url(doc.database.url, base, problems)
+    doc = _resolve(raw, (), base, problems)
+    unresolved = {loc for loc, _ in problems}
+
+    def check(model: type[_M], data: Any, prefix: tuple[Any, ...]) -> _M | None:
         try:
-            phones = PhoneVault(doc.security.phone_key, doc.security.phone_encryption_key)
+            return model.model_validate(data if data is not None else {})
+        except ValidationError as exc:
+            found = _pydantic_problems(exc, prefix)
+            problems.extend(p for p in found if p[0] not in unresolved)
+            return None
+
+    for key in sorted(set(doc) - set(ConfigFile.model_fields)):
+        problems.append((key, "unknown key"))
+    database = check(DatabaseSection, doc.get("database"), ("database",))
+    security = check(SecuritySection, doc.get("security"), ("security",))
+    database_url = _database_url(database.url, base, problems) if database else ""
+    phones = None
+    if security is not None:
+        try:
+            phones = PhoneVault(security.phone_key, security.phone_encryption_key)
         except ConfigError as exc:
-            problems.append(("security", str(exc)))
-        seen: set[tuple[str, str]] = set()
-        for i, entry in enumerate(doc.accounts):
-            if (entry.platform, entry.id) in seen:
-                problems.append((f"accounts[{i}].id", f"duplicate account {entry.platform}:{entry.id}"))
-            seen.add((entry.platform, entry.id))
-            try:
-                adapter = host.adapter_class(entry.platform)
-            except UnknownPlatform as exc:
-                problems.append((f"accounts[{i}].platform", str(exc)))
-                continue
-            try:
-                options = adapter.Config.model_validate(entry.model_extra or {})
-            except ValidationError as exc:
-                problems.extend(_pydantic_problems(exc, ("accounts", i)))
-                continue
+            if "security.phone_key" not in unresolved:
+                problems.append(("security", str(exc)))
+    entries = doc.get("accounts", [])
+    if not isinstance(entries, list):
+        problems.append(("accounts", "must be a list of [[accounts]] tables"))
+        entries = []
+    accounts: list[AccountSettings] = []
+    seen: set[tuple[str, str]] = set()
+    for i, data in enumerate(entries):
+        entry = check(AccountSection, data, ("accounts", i))
+        if entry is None:
+            continue
+        if (entry.platform, entry.id) in seen:
+            problems.append((f"accounts[{i}].id", f"duplicate account {entry.platform}:{entry.id}"))
+        seen.add((entry.platform, entry.id))
+        try:
+            adapter = host.adapter_class(entry.platform)
+        except UnknownPlatform as exc:
+            problems.append((f"accounts[{i}].platform", str(exc)))
+            continue
+        options = check(adapter.Config, entry.model_extra or {}, ("accounts", i))
+        if options is not None:
             accounts.append(AccountSettings(entry.platform, entry.id, entry.name, entry.base_url, options))
-    if problems:
+    if problems or phones is None:
         where = f" in {path}" if path else ""
         summary = "; ".join(f"{loc}: {msg}" for loc, msg in problems)
         raise ConfigError(f"{len(problems)} problem(s){where}: {summary}", problems=problems)
-    assert doc is not None
     return Settings(path=path, database_url=database_url, phones=phones, accounts=accounts)
 
 

@@ -19,6 +19,7 @@ import pluggy
 from hub import defaults, hookspecs
 from hub.adapter import Adapter
 from hub.errors import PluginError, UnknownPlatform
+from hub.events import Event
 
 __all__ = ["ENTRY_POINT_GROUP", "PlatformInfo", "PluginHost", "await_me_maybe", "load_plugins"]
 
@@ -57,15 +58,21 @@ class PluginHost:
     def collect_platforms(self) -> None:
         """Call every ``register_platforms`` implementation, attributing each class to its plugin."""
         self.platforms.clear()
-        for impl in self.pm.hook.register_platforms.get_hookimpls():
+        impls = self.pm.hook.register_platforms.get_hookimpls()
+        for impl in impls:
             dist = self.distributions.get(impl.plugin_name)
             info = dict(
                 plugin=impl.plugin_name,
                 distribution=dist.metadata["name"] if dist else None,
                 version=dist.version if dist else None,
             )
-            kwargs = {"register": _registrar(self, info)}
-            impl.function(*[kwargs[name] for name in impl.argnames])
+            others = [other.plugin for other in impls if other is not impl]
+            only_this = self.pm.subset_hook_caller("register_platforms", remove_plugins=others)
+            only_this(register=_registrar(self, info))
+
+    def emit(self, event: Event) -> None:
+        """Announce a canonical event to every ``track_event`` implementation."""
+        self.pm.hook.track_event(event=event)
 
     def plugin_hooks(self, plugin_name: str) -> list[str]:
         plugin = self.pm.get_plugin(plugin_name)

@@ -40,7 +40,6 @@ from schemas.types import (
 )
 
 __all__ = [
-    "SHANGHAI",
     "Account",
     "Capability",
     "CardStatus",
@@ -63,6 +62,7 @@ __all__ = [
     "Phone",
     "PointsEvent",
     "Record",
+    "SHANGHAI",
     "SyncCheckpoint",
     "UTCDateTime",
     "from_epoch_millis",

@@ -1,0 +1,28 @@
+# Two commands a newcomer needs: `make demo` and `make test`.  Everything installs into .venv
+# from this repository's own files.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := demo
+
+.PHONY: install demo test test-fast clean
+
+$(STAMP): pyproject.toml tests/siyu-weibo/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]" ./tests/siyu-weibo
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@mkdir -p $(DEMO)
+	@test -f $(DEMO)/siyu.toml || (cd $(DEMO) && ../$(BIN)/siyu init)
+	cd $(DEMO) && ../$(BIN)/siyu config check && ../$(BIN)/siyu plugins
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .hypothesis

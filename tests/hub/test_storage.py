@@ -1,0 +1,135 @@
+"""Storage: one migrated schema on SQLite and PostgreSQL, natural keys enforced, UTC kept."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
+
+from hub import storage
+from hub.errors import SchemaOutOfDate, StorageError
+from schemas.tables import FanRow, MemberRow, metadata
+
+NATURAL_KEYS = {
+    "accounts": {("platform", "account_id")},
+    "fans": {("platform", "account_id", "platform_uid")},
+    "member_cards": {("member_id", "platform", "account_id")},
+    "messages": {("platform", "account_id", "platform_msg_id")},
+    "orders": {("platform", "account_id", "order_id")},
+    "points_events": {("platform", "account_id", "event_id")},
+    "ledger_entries": {("idempotency_key",)},
+    "sync_checkpoints": {("platform", "account_id", "stream")},
+}
+
+
+def describe(url):
+    """A backend-neutral description of a database's schema."""
+    engine = storage.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        out = {}
+        for table in sorted(inspector.get_table_names()):
+            if table == "alembic_version":
+                continue
+            columns = {
+                c["name"]: (c["type"]._type_affinity.__name__, c["nullable"])
+                for c in inspector.get_columns(table)
+            }
+            uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)}
+            indexes = {
+                (tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(table)
+                if not i.get("duplicates_constraint")  # PostgreSQL lists unique constraints as indexes too
+            }
+            fks = {(tuple(f["constrained_columns"]), f["referred_table"]) for f in inspector.get_foreign_keys(table)}
+            checks = {c["name"] for c in inspector.get_check_constraints(table)}
+            out[table] = dict(columns=columns, uniques=uniques, indexes=indexes, fks=fks, checks=checks)
+        return out
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_migrated_schema_is_the_same_on_sqlite_and_postgresql(sqlite_template, postgres_template):
+    from tests.conftest import _db_url
+
+    lite = describe(f"sqlite:///{sqlite_template}")
+    pg = describe(_db_url(postgres_template))
+    assert lite.keys() == pg.keys()
+    for table in lite:
+        assert lite[table] == pg[table], table
+
+
+def test_migrations_match_the_models(database_url):
+    engine = storage.create_engine(database_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_every_natural_key_is_unique(database_url):
+    engine = storage.create_engine(database_url)
+    inspector = sa.inspect(engine)
+    for table, keys in NATURAL_KEYS.items():
+        uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)}
+        assert keys <= uniques, table
+    engine.dispose()
+
+
+def test_a_duplicate_fan_is_a_constraint_error(engine):
+    row = dict(platform="douyin", account_id="ent", platform_uid="u1")
+    with engine.begin() as conn:
+        conn.execute(sa.insert(FanRow.__table__), [row])
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(sa.insert(FanRow.__table__), [row])
+
+
+def test_balance_can_never_go_negative_in_the_database(engine):
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(sa.insert(MemberRow.__table__), [{"balance": -1}])
+
+
+def test_times_come_back_aware_utc(engine):
+    east8 = datetime(2024, 5, 1, 8, 0, tzinfo=timezone(timedelta(hours=8)))
+    with engine.begin() as conn:
+        conn.execute(sa.insert(FanRow.__table__), [dict(platform="p", account_id="a", platform_uid="u", followed_at=east8)])
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(FanRow.__table__.c.followed_at)).scalar_one()
+    assert got == datetime(2024, 5, 1, 0, 0, tzinfo=UTC) and got.tzinfo is not None
+
+
+def test_naive_times_are_refused_at_the_door(engine):
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"), engine.begin() as conn:
+        conn.execute(sa.insert(FanRow.__table__), [dict(platform="p", account_id="a", platform_uid="u",
+                                                        followed_at=datetime(2024, 5, 1))])
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    engine = storage.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_an_out_of_date_schema_is_refused(blank_database_url):
+    with pytest.raises(SchemaOutOfDate, match="has no schema.*siyu db upgrade"):
+        storage.open_database(blank_database_url)
+    engine = storage.create_engine(blank_database_url)
+    assert storage.upgrade(engine) == (None, storage.head_revision())
+    assert storage.upgrade(engine) == (storage.head_revision(), storage.head_revision())
+    engine.dispose()
+    storage.open_database(blank_database_url).dispose()
+
+
+def test_an_unreachable_database_is_one_clear_error():
+    with pytest.raises(StorageError, match=r"cannot reach database postgresql\+psycopg://siyu:\*\*\*@127.0.0.1:1/x"):
+        storage.open_database("postgresql+psycopg://siyu:hunter2@127.0.0.1:1/x")
+
+
+def test_a_missing_driver_is_one_clear_error():
+    with pytest.raises(StorageError, match="cannot use database mysql"):
+        storage.create_engine("mysql+nosuchdriver://u@h/db")
