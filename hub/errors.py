@@ -9,6 +9,13 @@
     ├── StorageError              the database cannot be reached or used
     │   └── SchemaOutOfDate       migrations are pending: run ``siyu db upgrade``
     ├── NotFound                  a record the caller named does not exist
+    ├── LedgerError               a points or member operation was refused; nothing was written
+    │   ├── InvalidPosting        zero or negative points, a missing reason or key, a naive time
+    │   ├── Overdraw              the debit exceeds the points the member can use
+    │   ├── IdempotencyConflict   the key was used before for a different body
+    │   ├── AlreadyReversed       the entry was reversed before (an entry is reversed once)
+    │   ├── NotReversible         transfers and reversals are not reversed; split or post instead
+    │   └── MergeRefused          into itself, into or from a merged member, a fan it lacks
     ├── PlatformError             a platform refused or failed a call
     │   ├── RateLimited           retry after ``retry_after`` seconds
     │   ├── TokenExpired          refresh the token once, then re-send
@@ -25,9 +32,16 @@ and codes, never payloads.
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyReversed",
     "ConfigError",
     "HubError",
+    "IdempotencyConflict",
+    "InvalidPosting",
+    "LedgerError",
+    "MergeRefused",
     "NotFound",
+    "NotReversible",
+    "Overdraw",
     "PermanentError",
     "PlatformConfigError",
     "PlatformError",
@@ -81,6 +95,51 @@ class SchemaOutOfDate(StorageError):
 
 class NotFound(HubError):
     """A record the caller named does not exist."""
+
+
+class LedgerError(HubError):
+    """A points or member operation was refused; the transaction wrote nothing.
+
+    :param member_id: the member concerned, when there is one.
+    :param entry_id: the ledger entry concerned, when there is one.
+    """
+
+    def __init__(self, message: str, *, member_id: int | None = None, entry_id: int | None = None) -> None:
+        super().__init__(message)
+        self.member_id = member_id
+        self.entry_id = entry_id
+
+
+class InvalidPosting(LedgerError):
+    """The request itself is wrong: zero or negative points, no reason, no key, a naive time."""
+
+
+class Overdraw(LedgerError):
+    """The debit is larger than the points the member can use; ``available`` says how many."""
+
+    def __init__(self, message: str, *, available: int, **context: int | None) -> None:
+        super().__init__(message, **context)
+        self.available = available
+
+
+class IdempotencyConflict(LedgerError):
+    """The idempotency key was used before for a different body; ``key`` names it."""
+
+    def __init__(self, message: str, *, key: str, **context: int | None) -> None:
+        super().__init__(message, **context)
+        self.key = key
+
+
+class AlreadyReversed(LedgerError):
+    """The entry has a reversal already; an entry is reversed at most once."""
+
+
+class NotReversible(LedgerError):
+    """Transfers (undo the merge or split instead) and reversals cannot be reversed."""
+
+
+class MergeRefused(LedgerError):
+    """A merge or split that would break the member graph: into itself, into a merged member, …"""
 
 
 class PlatformError(HubError):

@@ -1,0 +1,178 @@
+"""The ledger on real SQLite and PostgreSQL: postings, idempotency, overdraw, reversal, expiry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from hub import ledger
+from hub.errors import (
+    AlreadyReversed,
+    IdempotencyConflict,
+    InvalidPosting,
+    NotFound,
+    NotReversible,
+    Overdraw,
+)
+from hub.ledger.tx import run_write
+from hub.members import create_member
+from schemas import LedgerKind
+from schemas.tables import LedgerEntryRow, LedgerLotRow, MemberCardRow, OutboxRow
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def new_member(engine: sa.Engine) -> int:
+    return run_write(engine, create_member)
+
+
+def count(engine: sa.Engine, table: sa.Table) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+ENTRIES = LedgerEntryRow.__table__
+
+
+def test_post_and_balance(engine: sa.Engine) -> None:
+    m = new_member(engine)
+    p = ledger.post(engine, member_id=m, points=120, reason="welcome", key="k1")
+    assert p.created and p.balance == 120 and p.entry.kind is LedgerKind.EARN
+    b = ledger.balance(engine, m)
+    assert (b["balance"], b["available"], b["lifetime_points"]) == (120, 120, 120)
+    assert [e.points for e in ledger.history(engine, m)] == [120]
+    assert ledger.verify(engine) == []
+
+
+def test_same_key_replays_and_different_body_conflicts(engine: sa.Engine) -> None:
+    m = new_member(engine)
+    first = ledger.post(engine, member_id=m, points=10, reason="r", key="same")
+    again = ledger.post(engine, member_id=m, points=10, reason="r", key="same")
+    assert not again.created and again.entry == first.entry and again.balance == 10
+    with pytest.raises(IdempotencyConflict):
+        ledger.post(engine, member_id=m, points=11, reason="r", key="same")
+    with pytest.raises(IdempotencyConflict):
+        ledger.redeem(engine, member_id=m, points=10, key="same")
+    assert count(engine, ENTRIES) == 1
+    assert ledger.balance(engine, m)["balance"] == 10
+
+
+@pytest.mark.parametrize("points", [0, -5, 1.5, True])
+def test_bad_points_write_nothing(engine: sa.Engine, points: object) -> None:
+    m = new_member(engine)
+    with pytest.raises(InvalidPosting):
+        ledger.post(engine, member_id=m, points=points, reason="r", key="k")  # type: ignore[arg-type]
+    with pytest.raises(InvalidPosting):
+        ledger.redeem(engine, member_id=m, points=points, key="k")  # type: ignore[arg-type]
+    assert count(engine, ENTRIES) == 0
+
+
+def test_unknown_member_and_blank_key(engine: sa.Engine) -> None:
+    with pytest.raises(NotFound):
+        ledger.post(engine, member_id=999, points=1, reason="r", key="k")
+    m = new_member(engine)
+    with pytest.raises(InvalidPosting):
+        ledger.post(engine, member_id=m, points=1, reason="r", key="  ")
+    with pytest.raises(InvalidPosting):
+        ledger.post(engine, member_id=m, points=1, reason="r", key="k", expires_at=datetime(2030, 1, 1))
+    assert count(engine, ENTRIES) == 0
+
+
+def test_overdraw_is_refused_without_trace(engine: sa.Engine) -> None:
+    m = new_member(engine)
+    ledger.post(engine, member_id=m, points=50, reason="r", key="e")
+    with pytest.raises(Overdraw) as info:
+        ledger.redeem(engine, member_id=m, points=51, key="spend")
+    assert info.value.available == 50
+    assert count(engine, ENTRIES) == 1
+    assert ledger.redeem(engine, member_id=m, points=50, key="spend").balance == 0
+    assert ledger.verify(engine) == []
+
+
+def test_database_refuses_negative_balance_directly(engine: sa.Engine) -> None:
+    m = new_member(engine)
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text("UPDATE members SET balance = -1 WHERE member_id = :m"), {"m": m})
+
+
+def test_redeem_takes_oldest_unexpired_lots_first(engine: sa.Engine) -> None:
+    m = new_member(engine)
+    ledger.post(engine, member_id=m, points=30, reason="a", key="a", now=T0, expires_at=T0 + timedelta(days=10))
+    ledger.post(engine, member_id=m, points=40, reason="b", key="b", now=T0 + timedelta(days=1))
+    ledger.post(engine, member_id=m, points=50, reason="c", key="c", now=T0 + timedelta(days=2),
+                expires_at=T0 + timedelta(days=30))
+    # at day 20 lot a has expired (but not yet been written off): only b and c are usable
+    with pytest.raises(Overdraw):
+        ledger.redeem(engine, member_id=m, points=91, key="r0", now=T0 + timedelta(days=20))
+    ledger.redeem(engine, member_id=m, points=60, key="r1", now=T0 + timedelta(days=20))
+    lots = {row.source_entry_id: row.remaining for row in _lots(engine, m)}
+    assert sorted(lots.values()) == [0, 30, 30]  # a untouched (expired), b emptied, c 50-20
+    written = ledger.expire(engine, as_of=T0 + timedelta(days=20))
+    assert [p.entry.points for p in written] == [-30]
+    assert ledger.expire(engine, as_of=T0 + timedelta(days=20)) == []  # each expiry once
+    assert ledger.balance(engine, m)["balance"] == 30
+    assert ledger.verify(engine) == []
+
+
+def _lots(engine: sa.Engine, member: int) -> list[sa.Row]:
+    t = LedgerLotRow.__table__
+    with engine.connect() as conn:
+        return conn.execute(sa.select(t).where(t.c.member_id == member).order_by(t.c.lot_id)).all()
+
+
+def test_reverse_once_and_restore_lots(engine: sa.Engine) -> None:
+    m = new_member(engine)
+    exp = T0 + timedelta(days=5)
+    ledger.post(engine, member_id=m, points=100, reason="a", key="a", now=T0, expires_at=exp)
+    spend = ledger.redeem(engine, member_id=m, points=70, key="r", now=T0)
+    rev = ledger.reverse(engine, spend.entry.entry_id, key="undo-r")
+    assert rev.entry.points == 70 and rev.entry.reverses_entry_id == spend.entry.entry_id and rev.balance == 100
+    again = ledger.reverse(engine, spend.entry.entry_id, key="undo-r")
+    assert not again.created and again.entry == rev.entry
+    with pytest.raises(AlreadyReversed):
+        ledger.reverse(engine, spend.entry.entry_id, key="undo-r-2")
+    with pytest.raises(NotReversible):
+        ledger.reverse(engine, rev.entry.entry_id, key="undo-undo")
+    # the restored points keep their expiry
+    assert [p.entry.points for p in ledger.expire(engine, as_of=exp)] == [-30, -70]
+    assert ledger.balance(engine, m)["balance"] == 0
+    assert ledger.verify(engine) == []
+
+
+def test_reversing_an_earn_that_was_spent_overdraws(engine: sa.Engine) -> None:
+    m = new_member(engine)
+    earn = ledger.post(engine, member_id=m, points=100, reason="a", key="a")
+    ledger.redeem(engine, member_id=m, points=60, key="r")
+    with pytest.raises(Overdraw):
+        ledger.reverse(engine, earn.entry.entry_id, key="x")
+    ledger.post(engine, member_id=m, points=60, reason="b", key="b")
+    rev = ledger.reverse(engine, earn.entry.entry_id, key="x")
+    assert rev.balance == 0
+    b = ledger.balance(engine, m)
+    assert b["lifetime_points"] == 60
+    assert ledger.verify(engine) == []
+
+
+def test_card_updates_queue_and_supersede(engine: sa.Engine) -> None:
+    m = new_member(engine)
+    with engine.begin() as conn:
+        conn.execute(MemberCardRow.__table__.insert(), [
+            {"member_id": m, "platform": "douyin", "account_id": "hq", "card_no": "D1", "level": 0, "balance": 0,
+             "status": "active", "inserted_at": T0, "updated_at": T0},
+            {"member_id": m, "platform": "alipay", "account_id": "shop", "card_no": "A1", "level": 0, "balance": 0,
+             "status": "active", "inserted_at": T0, "updated_at": T0},
+        ])
+    ledger.post(engine, member_id=m, points=10, reason="r", key="1")
+    ledger.post(engine, member_id=m, points=1000, reason="r", key="2")
+    ob = OutboxRow.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(ob).order_by(ob.c.id)).all()
+    assert [(r.platform, r.status) for r in rows] == [
+        ("douyin", "superseded"), ("alipay", "superseded"), ("douyin", "pending"), ("alipay", "pending")]
+    assert rows[-1].payload == {"member_id": m, "card_no": "A1", "balance": 1010, "level": 1}
+    assert {r.target for r in rows} == {f"card:{m}"}
+    with pytest.raises(IdempotencyConflict):
+        ledger.post(engine, member_id=m, points=5, reason="r", key="2")
+    assert count(engine, ob) == 4  # a refused posting queues nothing
