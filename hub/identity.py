@@ -1,0 +1,318 @@
+"""Identity stitching: every fan belongs to exactly one member.
+
+Fans that share an identity key are one person.  The keys of a fan are its phone hash
+(``phone``), its union id namespaced by platform family (``wechat_union_id`` for WeCom and
+WeChat, ``douyin_union_id`` …), the keys in ``fan.identity_keys`` (an Alipay ``user_id`` a card
+linked, say) and whatever ``identity_keys`` hook implementations add.
+
+Guard rails
+    Blank, ``null``, ``-1``, all-zero and similar placeholder values are never keys.  A key value
+    held by more than ``limit`` fans (a store's front-desk phone) is *blocked*: recorded in
+    ``blocked_identity_keys`` and reported, never used to merge.
+
+Two ways in
+    :func:`stitch` is incremental: it files a few fans' keys and joins each fan to the member its
+    keys lead to, merging members a new key connects (the smallest ``member_id`` survives; the
+    merge is audited with the rule ``stitch:<kind>``).  :func:`stitch_all` stitches every fan
+    without a member in one pass (union–find over the keys), for the first load of a platform.
+    Both give the grouping "connected by keys under the limit", whatever order the fans arrived
+    in — except that :func:`stitch` cannot take back a merge made before a key crossed the limit;
+    it reports the key instead.  Fans split off by hand are never merged again automatically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from hub.ledger.tx import lock_members, run_write
+from hub.members import create_member, merge_in
+from schemas import Fan
+from schemas.tables import BlockedIdentityKeyRow, FanIdentityKeyRow, FanRow, MemberChangeRow, utcnow
+
+__all__ = ["DEFAULT_KEY_LIMIT", "StitchReport", "fan_keys", "stitch", "stitch_all", "usable"]
+
+DEFAULT_KEY_LIMIT = 20
+PLACEHOLDERS = {"null", "none", "nil", "undefined", "unknown", "n/a", "na", "-1", "test", "anonymous"}
+UNION_FAMILIES = {"wecom": "wechat", "wechat": "wechat", "weixin": "wechat"}
+CHUNK = 5_000
+
+fans = FanRow.__table__
+keys_t = FanIdentityKeyRow.__table__
+blocked_t = BlockedIdentityKeyRow.__table__
+changes = MemberChangeRow.__table__
+
+Key = tuple[str, str]
+
+
+@dataclass
+class StitchReport:
+    """What a stitching run did."""
+
+    fans: int = 0
+    members_created: int = 0
+    merges: int = 0
+    blocked: list[dict[str, Any]] = field(default_factory=list)
+
+
+def usable(value: object) -> str | None:
+    """The value as a key, or ``None`` for blanks and placeholders (``null``, ``-1``, ``0000``…)."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if not text or text.lower() in PLACEHOLDERS or set(text) <= set("0-_. ") or len(set(text)) == 1:
+        return None
+    return text if len(text) <= 191 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def fan_keys(fan: Any, extra: Iterable[tuple[str, str]] = ()) -> set[Key]:
+    """The identity keys of a fan row (or canonical :class:`schemas.Fan` plus its phone hash).
+
+    :param fan: anything with ``platform``, ``union_id``, ``phone_hash`` and ``identity_keys``.
+    :param extra: ``(kind, value)`` pairs contributed by the ``identity_keys`` hook.
+    """
+    found: set[Key] = set()
+    pairs: list[tuple[str, object]] = [("phone", getattr(fan, "phone_hash", None))]
+    if getattr(fan, "union_id", None) is not None:
+        pairs.append((f"{UNION_FAMILIES.get(fan.platform, fan.platform)}_union_id", fan.union_id))
+    pairs.extend((getattr(fan, "identity_keys", None) or {}).items())
+    pairs.extend(extra)
+    for kind, value in pairs:
+        kind_text, value_text = usable(kind), usable(value)
+        if kind_text and value_text:
+            found.add((kind_text[:64], value_text))
+    return found
+
+
+def _hook_keys(host: Any, row: Any) -> list[tuple[str, str]]:
+    if host is None or not host.hook.identity_keys.get_hookimpls():
+        return []
+    fan = Fan(platform=row.platform, account_id=row.account_id, platform_uid=row.platform_uid,
+              union_id=row.union_id, identity_keys=dict(row.identity_keys or {}))
+    out: list[tuple[str, str]] = []
+    for contributed in host.hook.identity_keys(fan=fan):
+        out.extend((str(k), str(v)) for k, v in contributed or [])
+    return out
+
+
+def _pinned_fans(conn: sa.Connection) -> set[int]:
+    """Fans split off by hand (in splits not undone): stitching leaves their members alone."""
+    undone = set(conn.execute(sa.select(changes.c.undoes_change_id).where(changes.c.undoes_change_id.is_not(None))).scalars())
+    pinned: set[int] = set()
+    for change_id, fan_ids in conn.execute(sa.select(changes.c.id, changes.c.fan_ids).where(changes.c.action == "split")):
+        if change_id not in undone:
+            pinned.update(fan_ids)
+    return pinned
+
+
+def _live(conn: sa.Connection, member_id: int) -> int:
+    for _ in range(64):
+        row = conn.execute(sa.select(sa.column("merged_into")).select_from(sa.table("members")).where(
+            sa.column("member_id") == member_id)).one()
+        if row.merged_into is None:
+            return member_id
+        member_id = row.merged_into
+    return member_id  # pragma: no cover
+
+
+def _file_keys(conn: sa.Connection, fan_id: int, keys: set[Key]) -> None:
+    have = {(r.kind, r.value) for r in conn.execute(sa.select(keys_t.c.kind, keys_t.c.value).where(keys_t.c.fan_id == fan_id))}
+    for kind, value in have - keys:
+        conn.execute(keys_t.delete().where(keys_t.c.fan_id == fan_id, keys_t.c.kind == kind, keys_t.c.value == value))
+    if keys - have:
+        conn.execute(keys_t.insert(), [{"fan_id": fan_id, "kind": k, "value": v} for k, v in sorted(keys - have)])
+
+
+def _block(conn: sa.Connection, key: Key, count: int, report: StitchReport) -> None:
+    conn.execute(blocked_t.insert().values(kind=key[0], value=key[1], fan_count=count, blocked_at=utcnow()))
+    report.blocked.append({"kind": key[0], "fan_count": count})
+
+
+def _stitch_one(conn: sa.Connection, row: Any, host: Any, limit: int, pinned: set[int], report: StitchReport) -> None:
+    keys = fan_keys(row, _hook_keys(host, row))
+    _file_keys(conn, row.id, keys)
+    blocked = {(b.kind, b.value) for b in conn.execute(sa.select(blocked_t.c.kind, blocked_t.c.value).where(
+        sa.tuple_(blocked_t.c.kind, blocked_t.c.value).in_(sorted(keys))))} if keys else set()
+    related: dict[int, str] = {}
+    for key in sorted(keys - blocked):
+        holders = conn.execute(sa.select(keys_t.c.fan_id, fans.c.member_id).join(fans, fans.c.id == keys_t.c.fan_id)
+                               .where(keys_t.c.kind == key[0], keys_t.c.value == key[1])).all()
+        if len(holders) > limit:
+            _block(conn, key, len(holders), report)
+            continue
+        for holder in holders:
+            if holder.fan_id != row.id and holder.member_id is not None and holder.fan_id not in pinned:
+                related.setdefault(_live(conn, holder.member_id), key[0])
+    own = _live(conn, row.member_id) if row.member_id is not None else None
+    if row.id in pinned:
+        related = {}
+    candidates = set(related) | ({own} if own is not None else set())
+    if not candidates:
+        member_id = create_member(conn)
+        report.members_created += 1
+    else:
+        member_id = min(candidates)
+        lock_members(conn, candidates)
+        for other in sorted(candidates - {member_id}):
+            kind = related.get(other) or related.get(member_id) or "key"
+            merge_in(conn, member_id, other, reason=f"fans share a {kind} key", actor="stitch", rule=f"stitch:{kind}")
+            report.merges += 1
+    if row.member_id != member_id:
+        conn.execute(fans.update().where(fans.c.id == row.id).values(member_id=member_id, updated_at=utcnow()))
+
+
+def stitch(engine: sa.Engine, fan_ids: Iterable[int], *, host: Any = None, limit: int = DEFAULT_KEY_LIMIT) -> StitchReport:
+    """Stitch the given fans incrementally, one write transaction per fan.
+
+    :param fan_ids: ids of ``fans`` rows that are new or whose keys changed.
+    :param host: the plugin host, for the ``identity_keys`` hook.
+    :param limit: the most fans one key value may link before it is blocked.
+    """
+    report = StitchReport()
+    for fan_id in fan_ids:
+        def work(conn: sa.Connection, fan_id: int = fan_id) -> StitchReport:
+            local = StitchReport()
+            row = conn.execute(sa.select(fans).where(fans.c.id == fan_id)).one()
+            _stitch_one(conn, row, host, limit, _pinned_fans(conn), local)
+            return local
+        one = run_write(engine, work)
+        report.fans += 1
+        report.members_created += one.members_created
+        report.merges += one.merges
+        report.blocked.extend(one.blocked)
+    return report
+
+
+def _rows(engine: sa.Engine) -> Iterator[Any]:
+    columns = (fans.c.id, fans.c.platform, fans.c.account_id, fans.c.platform_uid, fans.c.union_id,
+               fans.c.phone_hash, fans.c.identity_keys)
+    last = 0
+    while True:
+        with engine.connect() as conn:
+            batch = conn.execute(sa.select(*columns).where(fans.c.member_id.is_(None), fans.c.id > last)
+                                 .order_by(fans.c.id).limit(50_000)).all()
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1].id
+
+
+def _find(parent: list[int], i: int) -> int:
+    root = i
+    while parent[root] != root:
+        root = parent[root]
+    while parent[i] != root:
+        parent[i], i = root, parent[i]
+    return root
+
+
+def _existing_keys(conn: sa.Connection, keys: list[Key]) -> set[int]:
+    """Indexes into ``keys`` of those already filed for some stitched fan."""
+    if conn.execute(sa.select(keys_t.c.id).limit(1)).first() is None:
+        return set()
+    position = {k: i for i, k in enumerate(keys)}
+    found: set[int] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        for kind, value in conn.execute(sa.select(keys_t.c.kind, keys_t.c.value).where(
+                sa.tuple_(keys_t.c.kind, keys_t.c.value).in_(chunk))):
+            found.add(position[(kind, value)])
+    return found
+
+
+def _many(conn: sa.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if conn.dialect.paramstyle in ("format", "pyformat"):
+        sql = sql.replace("?", "%s")
+    for start in range(0, len(rows), 50_000):
+        conn.exec_driver_sql(sql, rows[start:start + 50_000])
+
+
+def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_LIMIT) -> StitchReport:
+    """Stitch every fan that has no member yet, in one pass (union–find over the keys).
+
+    Memory grows with the number of distinct keys, not with anything else.  Fans whose keys
+    reach an already stitched fan are handed to :func:`stitch`, so that they join its member.
+    Members are numbered in the order of their smallest fan id, so the same fans always give the
+    same members.
+    """
+    report = StitchReport()
+    key_index: dict[Key, int] = {}
+    counts = array("q")
+    fan_ids = array("q")
+    flat = array("q")
+    offsets = array("q", [0])
+    for row in _rows(engine):
+        fan_ids.append(row.id)
+        for key in fan_keys(row, _hook_keys(host, row)):
+            index = key_index.setdefault(key, len(counts))
+            if index == len(counts):
+                counts.append(0)
+            counts[index] += 1
+            flat.append(index)
+        offsets.append(len(flat))
+    keys = list(key_index)
+    del key_index
+    with engine.connect() as conn:
+        existing = _existing_keys(conn, keys)
+    parent = list(range(len(fan_ids)))
+    first = array("q", [-1]) * len(keys)
+    late: set[int] = set()
+    for i in range(len(fan_ids)):
+        for index in flat[offsets[i]:offsets[i + 1]]:
+            if counts[index] > limit:
+                continue
+            if index in existing:
+                late.add(i)
+            elif first[index] < 0:
+                first[index] = i
+            else:
+                a, b = _find(parent, i), _find(parent, first[index])
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    late_roots = {_find(parent, i) for i in late}
+    groups: dict[int, int] = {}
+    assign: list[tuple[int, int]] = []
+    handed_over: list[int] = []
+
+    def work(conn: sa.Connection) -> None:
+        groups.clear(), assign.clear(), handed_over.clear()
+        start = int(conn.execute(sa.text("SELECT COALESCE(MAX(member_id), 0) FROM members")).scalar_one()) + 1
+        for i, fan_id in enumerate(fan_ids):
+            root = _find(parent, i)
+            if root in late_roots:
+                handed_over.append(fan_id)
+                continue
+            if root not in groups:
+                groups[root] = start + len(groups)
+            assign.append((groups[root], fan_id))
+        now = utcnow()
+        _many(conn, "INSERT INTO members (member_id, level, lifetime_points, balance, inserted_at, updated_at) "
+                    "VALUES (?, 0, 0, 0, ?, ?)", [(m, now, now) for m in groups.values()])
+        if conn.dialect.name == "postgresql" and groups:
+            conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('members', 'member_id'), "
+                                 "(SELECT MAX(member_id) FROM members))")
+        _many(conn, "UPDATE fans SET member_id = ?, updated_at = ? WHERE id = ?", [(m, now, f) for m, f in assign])
+        _many(conn, "INSERT INTO fan_identity_keys (fan_id, kind, value) VALUES (?, ?, ?)", [
+            (fan_ids[i], *keys[index]) for i in range(len(fan_ids)) if _find(parent, i) not in late_roots
+            for index in flat[offsets[i]:offsets[i + 1]]])
+        already = {(b.kind, b.value) for b in conn.execute(sa.select(blocked_t.c.kind, blocked_t.c.value))}
+        report.blocked.clear()
+        for index, n in enumerate(counts):
+            if n > limit and keys[index] not in already:
+                _block(conn, keys[index], n, report)
+
+    run_write(engine, work)
+    report.fans = len(assign)
+    report.members_created = len(groups)
+    if handed_over:
+        later = stitch(engine, handed_over, host=host, limit=limit)
+        report.fans += later.fans
+        report.members_created += later.members_created
+        report.merges += later.merges
+        report.blocked.extend(later.blocked)
+    return report
