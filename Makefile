@@ -8,10 +8,10 @@ DEMO := demo
 
 .PHONY: install demo test test-fast clean
 
-$(STAMP): pyproject.toml tests/siyu-weibo/pyproject.toml
+$(STAMP): pyproject.toml tests/siyu-weibo/pyproject.toml tests/siyu-testplatform/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]" ./tests/siyu-weibo
+	$(BIN)/python -m pip install --quiet -e ".[test]" -e ./tests/siyu-weibo -e ./tests/siyu-testplatform
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -142,12 +142,33 @@ class Adapter:
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     """What this adapter can do.  Declare only what is really implemented."""
 
+    error_codes: ClassVar[Mapping[Any, Any]] = {}
+    """The platform's body codes → hub error classes (or ``(RateLimited, block_seconds)``).
+    See :mod:`hub.errormap`; codes must come from the platform's documentation."""
+
+    rate_limits: ClassVar[Mapping[str, tuple[float, float]]] = {}
+    """Documented limits as ``{path or "*": (requests, per_seconds)}``; ``"*"`` is account-wide.
+    An account's ``rate_limits`` in siyu.toml overrides them."""
+
+    auth_class: ClassVar[type[Any] | None] = None
+    """A :class:`hub.auth.TokenAuth` subclass when the platform needs an access token."""
+
+    sandbox: ClassVar[str | None] = None
+    """``"module:function"`` returning the platform's sandbox (see :mod:`hub.sandbox`)."""
+
     class Config(AdapterConfig):
         """No options."""
 
     def __init__(self, *, config: AdapterConfig, client: httpx.AsyncClient) -> None:
         self.config = config
         self.client = client
+
+    def error_code(self, response: httpx.Response) -> tuple[Any, str] | None:
+        """The platform's error ``(code, message)`` in ``response``, or ``None`` when it succeeded.
+
+        Called by the hub for every response.  The default finds none (HTTP status only).
+        """
+        return None
 
     async def fetch_fans(self, account: Account, cursor: str | None) -> Page[Fan]:
         """Read one page of fans starting at ``cursor`` (``None``: from the beginning)."""

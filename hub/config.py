@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 from hub.adapter import AdapterConfig
 from hub.errors import ConfigError, UnknownPlatform
 from hub.phones import PhoneVault
+from hub.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from hub.plugins import PluginHost
@@ -52,11 +53,15 @@ class AccountSection(BaseModel):
     id: str = Field(min_length=1)
     name: str | None = None
     base_url: str | None = None
+    rate_limits: dict[str, tuple[float, float]] | None = Field(
+        default=None, description='{"*" or a path: [requests, per_seconds]}; overrides the plugin\'s documented limits'
+    )
 
 
 class ConfigFile(_Strict):
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
     accounts: list[AccountSection] = Field(default_factory=list)
 
 
@@ -69,6 +74,7 @@ class AccountSettings:
     name: str | None
     base_url: str | None
     options: AdapterConfig
+    rate_limits: dict[str, tuple[float, float]] | None = None
 
     def __repr__(self) -> str:
         return f"AccountSettings(platform={self.platform!r}, id={self.id!r})"
@@ -82,6 +88,7 @@ class Settings:
     database_url: str
     phones: PhoneVault
     accounts: list[AccountSettings] = field(default_factory=list)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def account(self, platform: str, account_id: str) -> AccountSettings:
         for account in self.accounts:
@@ -161,6 +168,7 @@ def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None =
         problems.append((key, "unknown key"))
     database = check(DatabaseSection, doc.get("database"), ("database",))
     security = check(SecuritySection, doc.get("security"), ("security",))
+    retry = check(RetryPolicy, doc.get("retry"), ("retry",)) or RetryPolicy()
     database_url = _database_url(database.url, base, problems) if database else ""
     phones = None
     if security is not None:
@@ -189,12 +197,14 @@ def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None =
             continue
         options = check(adapter.Config, entry.model_extra or {}, ("accounts", i))
         if options is not None:
-            accounts.append(AccountSettings(entry.platform, entry.id, entry.name, entry.base_url, options))
+            accounts.append(
+                AccountSettings(entry.platform, entry.id, entry.name, entry.base_url, options, entry.rate_limits)
+            )
     if problems or phones is None:
         where = f" in {path}" if path else ""
         summary = "; ".join(f"{loc}: {msg}" for loc, msg in problems)
         raise ConfigError(f"{len(problems)} problem(s){where}: {summary}", problems=problems)
-    return Settings(path=path, database_url=database_url, phones=phones, accounts=accounts)
+    return Settings(path=path, database_url=database_url, phones=phones, accounts=accounts, retry=retry)
 
 
 def _database_url(url: str, base: Path, problems: list[tuple[str, str]]) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from hub.cli import setup
+from hub.cli import setup, sync
 from hub.cli.context import Context
 from hub.cli.output import report_error
 from hub.errors import HubError
@@ -46,6 +46,8 @@ def build_app(context: Context) -> typer.Typer:
     app.command("plugins")(setup.plugins)
     app.add_typer(setup.db_app, name="db")
     app.add_typer(setup.config_app, name="config")
+    app.command("sync")(sync.sync)
+    app.add_typer(sync.fans_app, name="fans")
     context.host.hook.register_commands(cli=app)
     return app
 

@@ -1,0 +1,103 @@
+"""Platform faults become hub errors at one boundary, from data tables.
+
+Each adapter ships ``error_codes``: a table from its platform's body codes to hub error classes,
+optionally with the documented block time, e.g.::
+
+    error_codes = {
+        42001: hub.TokenExpired,
+        45009: (hub.RateLimited, 60.0),
+        -1: hub.TransientError,
+    }
+
+and says where the code is in a response body with :meth:`hub.Adapter.error_code`.
+:func:`check_response` applies both, after the HTTP status; a body code that is not in the table
+is a :class:`PermanentError` (never retried blindly).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import httpx
+
+from hub.errors import (
+    PermanentError,
+    PlatformConfigError,
+    PlatformError,
+    RateLimited,
+    TokenExpired,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    from hub.adapter import Adapter
+
+__all__ = ["ErrorEntry", "check_response", "error_for_code", "parse_retry_after", "response_json"]
+
+ErrorEntry: TypeAlias = type[PlatformError] | tuple[type[PlatformError], float]
+
+STATUS_ERRORS: Mapping[int, type[PlatformError]] = {
+    401: TokenExpired,
+    403: PlatformConfigError,
+    408: TransientError,
+}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form); ``None`` if absent or unusable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        return None
+
+
+def error_for_code(
+    table: Mapping[Any, ErrorEntry], code: Any, message: str, **context: Any
+) -> PlatformError:
+    """The hub error for one platform body code (``PermanentError`` when the table lacks it)."""
+    entry = table.get(code, PermanentError)
+    cls, block = entry if isinstance(entry, tuple) else (entry, None)
+    if issubclass(cls, RateLimited):
+        return cls(message, retry_after=context.pop("retry_after", None) or block, code=code, **context)
+    context.pop("retry_after", None)
+    return cls(message, code=code, **context)
+
+
+def response_json(response: httpx.Response, *, platform: str, account_id: str | None = None) -> Any:
+    """The response body as JSON, or a :class:`PermanentError` naming platform and endpoint."""
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        raise PermanentError(
+            "response is not valid JSON", platform=platform, account_id=account_id,
+            endpoint=response.request.url.path, code=response.status_code,
+        ) from None
+
+
+def check_response(adapter: Adapter, response: httpx.Response, *, account_id: str | None = None) -> None:
+    """Raise the hub error that ``response`` stands for, if any.
+
+    A 5xx is a TransientError and a 429 is RateLimited (honouring Retry-After) whatever the body.
+    Otherwise the body code the adapter finds is looked up in its ``error_codes`` table; failing
+    that, a 4xx maps by status (401 TokenExpired, 403 PlatformConfigError, 408 TransientError,
+    others PermanentError).
+    """
+    platform = adapter.platform
+    endpoint = response.request.url.path
+    context: dict[str, Any] = dict(platform=platform, account_id=account_id, endpoint=endpoint)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    status = response.status_code
+    if status >= 500:
+        raise TransientError(f"HTTP {status}", code=status, **context)
+    if status == 429:
+        raise RateLimited(f"HTTP {status}", retry_after=retry_after, code=status, **context)
+    found = adapter.error_code(response)
+    if found is not None:
+        code, message = found
+        raise error_for_code(adapter.error_codes, code, message or "platform error", retry_after=retry_after, **context)
+    if status >= 400:
+        raise STATUS_ERRORS.get(status, PermanentError)(f"HTTP {status}", code=status, **context)

@@ -1,0 +1,109 @@
+"""One HTTP client per account, with the hub's rate limits, error mapping and logging.
+
+:func:`build_client` gives an adapter an ``httpx.AsyncClient`` whose base URL is the account's
+``base_url`` or the platform's production URL.  Every response passes through the adapter's error
+table (:mod:`hub.errormap`), so an adapter sees only successful responses; timeouts and connection
+failures arrive as :class:`hub.TransientError`.  Logs carry method, path (never the query string,
+where tokens travel), status and duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from aiolimiter import AsyncLimiter
+
+from hub.errormap import check_response
+from hub.errors import TransientError
+
+if TYPE_CHECKING:
+    from hub.adapter import Adapter
+
+__all__ = ["DEFAULT_TIMEOUT", "HubClient", "Limiters", "build_client", "user_agent"]
+
+log = logging.getLogger("siyu.http")
+
+DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
+
+
+def user_agent() -> str:
+    from hub import __version__
+
+    return f"siyu-hub/{__version__}"
+
+
+class Limiters:
+    """Leaky-bucket limiters for one account: ``"*"`` for every call, or one path's calls."""
+
+    def __init__(self, limits: Mapping[str, tuple[float, float]]) -> None:
+        self._limiters = {path: AsyncLimiter(rate, period) for path, (rate, period) in limits.items()}
+        self.waited = 0.0
+
+    async def acquire(self, path: str) -> None:
+        started = time.monotonic()
+        for key in ("*", path):
+            limiter = self._limiters.get(key)
+            if limiter is not None:
+                await limiter.acquire()
+        self.waited += time.monotonic() - started
+
+
+class HubClient(httpx.AsyncClient):
+    """An ``AsyncClient`` that rate-limits, maps platform errors and logs without secrets."""
+
+    def __init__(self, *, adapter_class: type[Adapter], account_id: str, limiters: Limiters, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.adapter: Adapter | None = None
+        self.adapter_class = adapter_class
+        self.account_id = account_id
+        self.limiters = limiters
+        self.calls = 0
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        path = request.url.path
+        await self.limiters.acquire(path)
+        started = time.monotonic()
+        context = dict(platform=self.adapter_class.platform, account_id=self.account_id, endpoint=path)
+        try:
+            response = await super().send(request, **kwargs)
+            await response.aread()
+        except httpx.TimeoutException as exc:
+            log.info("%s %s timed out after %.3fs", request.method, path, time.monotonic() - started)
+            raise TransientError(f"timed out ({type(exc).__name__})", **context) from exc
+        except httpx.TransportError as exc:
+            raise TransientError(f"connection failed ({type(exc).__name__})", **context) from exc
+        finally:
+            self.calls += 1
+        log.info("%s %s %d %.3fs", request.method, path, response.status_code, time.monotonic() - started)
+        if self.adapter is not None:
+            check_response(self.adapter, response, account_id=self.account_id)
+        return response
+
+
+def build_client(
+    adapter_class: type[Adapter],
+    account_id: str,
+    *,
+    base_url: str | None = None,
+    rate_limits: Mapping[str, tuple[float, float]] | None = None,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> HubClient:
+    """The client for one account.  ``transport`` is the test seam (``httpx.MockTransport``)."""
+    limits = dict(adapter_class.rate_limits)
+    limits.update(rate_limits or {})
+    return HubClient(
+        adapter_class=adapter_class,
+        account_id=account_id,
+        limiters=Limiters(limits),
+        base_url=base_url or adapter_class.default_base_url,
+        timeout=timeout,
+        limits=DEFAULT_LIMITS,
+        headers={"User-Agent": user_agent()},
+        transport=transport,
+    )

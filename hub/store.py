@@ -1,0 +1,140 @@
+"""Writing canonical records: idempotent upserts on natural keys.
+
+:func:`upsert` takes a batch of canonical records (fans, orders, points events, messages) and,
+inside the caller's transaction, inserts the new ones and updates the changed ones in place.
+A record updates only the fields its producer set (pydantic's ``model_fields_set``), so a webhook
+that knows only a fan's follow state does not blank the fan's nickname.  Applying the same batch
+twice changes nothing the second time.  Phone numbers become their keyed hash (and, when
+configured, their encryption) here; the clear number goes no further.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from hub.phones import PhoneVault
+from schemas import Fan, Message, Order, PointsEvent, Record
+from schemas.tables import FanRow, MessageRow, OrderRow, PointsEventRow, utcnow
+
+__all__ = ["UpsertResult", "upsert"]
+
+
+@dataclass
+class UpsertResult:
+    """What one :func:`upsert` did; ``changed`` lists ``(record, created)`` for new or changed records."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    changed: list[tuple[Record, bool]] = field(default_factory=list)
+
+    def add(self, other: UpsertResult) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.changed.extend(other.changed)
+
+
+def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in fields:
+        if name == "phone":
+            values["phone_hash"] = phones.hash(fan.phone) if fan.phone else None
+            values["phone_encrypted"] = phones.encrypt(fan.phone) if fan.phone else None
+        else:
+            values[name] = getattr(fan, name)
+    if "follows" in values:
+        values["follows"] = [f.model_dump(mode="json") for f in fan.follows]
+    return values
+
+
+def _plain_values(record: Record, fields: Iterable[str], _phones: PhoneVault) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in fields}
+
+
+@dataclass(frozen=True)
+class _Kind:
+    table: sa.Table
+    uid: str
+    values: Callable[[Any, Iterable[str], PhoneVault], dict[str, Any]]
+
+
+KINDS: dict[type[Record], _Kind] = {
+    Fan: _Kind(FanRow.__table__, "platform_uid", _fan_values),
+    Order: _Kind(OrderRow.__table__, "order_id", _plain_values),
+    PointsEvent: _Kind(PointsEventRow.__table__, "event_id", _plain_values),
+    Message: _Kind(MessageRow.__table__, "platform_msg_id", _plain_values),
+}
+
+
+def upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVault) -> UpsertResult:
+    """Insert new and update changed records, by natural key, in ``conn``'s transaction.
+
+    :param conn: a connection inside the caller's transaction (the caller commits).
+    :param records: canonical records of any of the supported kinds, in any mix.
+    :param phones: hashes (and maybe encrypts) phone numbers.
+    :raises TypeError: for a record kind the hub does not store.
+    """
+    groups: dict[tuple[type[Record], str, str], dict[str, Record]] = defaultdict(dict)
+    for record in records:
+        if type(record) not in KINDS:
+            raise TypeError(f"cannot store a {type(record).__name__}")
+        kind = KINDS[type(record)]
+        key = (type(record), record.platform, record.account_id)  # type: ignore[attr-defined]
+        groups[key][getattr(record, kind.uid)] = record  # a later duplicate in one batch wins
+    result = UpsertResult()
+    for (record_type, platform, account_id), by_uid in groups.items():
+        result.add(_upsert_group(conn, KINDS[record_type], platform, account_id, by_uid, phones))
+    result.unchanged += len(records) - sum(len(g) for g in groups.values())
+    return result
+
+
+def _upsert_group(
+    conn: sa.Connection, kind: _Kind, platform: str, account_id: str, by_uid: dict[str, Record], phones: PhoneVault
+) -> UpsertResult:
+    table = kind.table
+    uid_col = table.c[kind.uid]
+    result = UpsertResult()
+    existing: dict[str, Any] = {}
+    uids = list(by_uid)
+    for start in range(0, len(uids), 500):
+        chunk = uids[start:start + 500]
+        rows = conn.execute(
+            sa.select(table).where(table.c.platform == platform, table.c.account_id == account_id, uid_col.in_(chunk))
+        ).mappings()
+        existing.update({row[kind.uid]: row for row in rows})
+    now = utcnow()
+    inserts: list[dict[str, Any]] = []
+    updates: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+    for uid, record in by_uid.items():
+        row = existing.get(uid)
+        if row is None:
+            values = kind.values(record, type(record).model_fields, phones)
+            inserts.append({**values, "inserted_at": now, "updated_at": now})
+            result.inserted += 1
+            result.changed.append((record, True))
+            continue
+        values = kind.values(record, record.model_fields_set, phones)
+        diff = {k: v for k, v in values.items() if row[k] != v}
+        if not diff:
+            result.unchanged += 1
+            continue
+        diff["updated_at"] = now
+        updates[frozenset(diff)].append({**{f"v_{k}": v for k, v in diff.items()}, "row_id": row["id"]})
+        result.updated += 1
+        result.changed.append((record, False))
+    if inserts:
+        conn.execute(sa.insert(table), inserts)
+    for columns, params in updates.items():
+        stmt = (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("row_id"))
+            .values({c: sa.bindparam(f"v_{c}") for c in columns})
+        )
+        conn.execute(stmt.execution_options(synchronize_session=False), params)
+    return result

@@ -1,0 +1,217 @@
+"""The testplat sandbox: an ASGI app speaking testplat's protocol, with faults on demand.
+
+Protocol
+    ``POST /oauth/token`` (form ``client_id``, ``client_secret``) → ``{"code":0,"access_token","expires_in"}``.
+    ``GET /v1/fans?cursor=&count=`` and ``GET /v1/orders?cursor=&count=`` with ``Authorization:
+    Bearer <token>`` → ``{"code":0,"data":{"fans"|"orders":[…],"next_cursor":"…"}}``; an empty
+    ``next_cursor`` ends the list.  Body codes: 1001 token expired, 1002 rate limited,
+    2001 system busy, 4001 bad parameter, 4003 bad credentials.
+
+Faults (:class:`Faults`, settable at ``POST /_admin/faults``), decided by a seeded generator:
+429 with ``Retry-After``; 5xx bursts; responses slower than the client's timeout; tokens that expire
+after some data requests; malformed JSON; pages that repeat records of the page before; empty
+pages that still advance the cursor.  ``GET /_admin/stats`` counts what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+CLIENT_ID = "testplat-client"
+CLIENT_SECRET = "testplat-secret-0123456789"
+
+
+@dataclass
+class Faults:
+    rate_limited: float = 0.0
+    retry_after: str = "0"
+    server_error: float = 0.0
+    burst: int = 1
+    timeout: float = 0.0
+    timeout_seconds: float = 1.0
+    malformed: float = 0.0
+    token_ttl_requests: int = 0
+    duplicate: float = 0.0
+    empty: float = 0.0
+
+
+@dataclass
+class Population:
+    """A deterministic synthetic population of fans and their orders."""
+
+    fans: int
+    seed: int = 0
+
+    def fan(self, i: int) -> dict[str, Any]:
+        return {
+            "uid": f"u{i:07d}",
+            "nickname": f"fan {i}",
+            "union_id": f"un{i}" if i % 3 == 0 else None,
+            "mobile": f"138{i % 100_000_000:08d}" if i % 5 == 0 else None,
+            "following": i % 7 != 0,
+            "follow_time": 1_700_000_000 + i,
+            "messages": (i * 7 + self.seed) % 30,
+        }
+
+    @property
+    def orders(self) -> int:
+        return self.fans // 2
+
+    def order(self, i: int) -> dict[str, Any]:
+        return {
+            "order_id": f"o{i:07d}",
+            "buyer_uid": f"u{(i * 2) % max(self.fans, 1):07d}",
+            "amount_fen": str((i * 137) % 50_000 + 100),
+            "status": "paid",
+            "paid_ms": 1_700_000_000_000 + i * 1000 + 7,
+        }
+
+
+@dataclass
+class State:
+    population: Population
+    faults: Faults
+    rng: random.Random
+    tokens: dict[str, int] = field(default_factory=dict)  # token -> data requests left (or -1)
+    stats: dict[str, int] = field(default_factory=dict)
+    burst_left: int = 0
+
+    def count(self, name: str) -> None:
+        self.stats[name] = self.stats.get(name, 0) + 1
+
+
+def _cursor_offset(cursor: str) -> int:
+    if not cursor:
+        return 0
+    try:
+        return int(cursor.split(".")[0].lstrip("o"))
+    except ValueError:
+        return -1
+
+
+def _error(code: int, message: str, status: int = 200) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status)
+
+
+def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None) -> Starlette:
+    state = State(Population(fans, seed), faults or Faults(), random.Random(seed))
+
+    async def token(request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        state.count("token_requests")
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            return _error(4003, "bad credentials")
+        value = secrets.token_hex(16)
+        ttl = state.faults.token_ttl_requests
+        state.tokens[value] = ttl if ttl > 0 else -1
+        return JSONResponse({"code": 0, "access_token": value, "expires_in": 7200})
+
+    async def faulted(request: Request) -> Response | None:
+        f, rng = state.faults, state.rng
+        if state.burst_left > 0:
+            state.burst_left -= 1
+            state.count("server_errors")
+            return Response("<html>busy</html>", status_code=503, media_type="text/html")
+        roll = rng.random()
+        edges = [f.rate_limited, f.server_error, f.timeout, f.malformed]
+        if roll < edges[0]:
+            state.count("rate_limited")
+            return JSONResponse({"code": 1002, "message": "too many requests"}, status_code=429,
+                                headers={"Retry-After": f.retry_after})
+        roll -= edges[0]
+        if roll < edges[1]:
+            state.burst_left = max(0, f.burst - 1)
+            state.count("server_errors")
+            return Response("<html>bad gateway</html>", status_code=502, media_type="text/html")
+        roll -= edges[1]
+        if roll < edges[2]:
+            state.count("timeouts")
+            await asyncio.sleep(f.timeout_seconds)
+            return _error(2001, "late")
+        roll -= edges[2]
+        if roll < edges[3]:
+            state.count("malformed")
+            return Response('{"code": 0, "data": {"fans": [', media_type="application/json")
+        return None
+
+    def authorised(request: Request) -> Response | None:
+        header = request.headers.get("authorization", "")
+        value = header.removeprefix("Bearer ")
+        left = state.tokens.get(value)
+        if left is None or left == 0:
+            state.count("token_rejected")
+            return _error(1001, "access token expired")
+        if left > 0:
+            state.tokens[value] = left - 1
+        return None
+
+    def listing(kind: str, total: int, make: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            state.count(f"{kind}_requests")
+            denied = authorised(request)
+            if denied is not None:
+                return denied
+            fault = await faulted(request)
+            if fault is not None:
+                return fault
+            cursor = request.query_params.get("cursor", "")
+            offset = _cursor_offset(cursor)
+            try:
+                count = int(request.query_params.get("count", "100"))
+            except ValueError:
+                count = -1
+            if offset < 0 or not 1 <= count <= 1000:
+                return _error(4001, "bad cursor or count")
+            f, rng = state.faults, state.rng
+            if offset < total and rng.random() < f.empty:
+                state.count("empty_pages")
+                return JSONResponse({"code": 0, "data": {kind: [], "next_cursor": f"o{offset}.{rng.randrange(10**9)}"}})
+            end = min(total, offset + count)
+            items = [make(i) for i in range(offset, end)]
+            if offset > 0 and rng.random() < f.duplicate:
+                state.count("duplicate_pages")
+                items = [make(i) for i in range(max(0, offset - 5), offset)] + items
+            next_cursor = f"o{end}" if end < total else ""
+            state.count(f"{kind}_served")
+            return JSONResponse({"code": 0, "data": {kind: items, "next_cursor": next_cursor}})
+
+        return endpoint
+
+    async def set_faults(request: Request) -> Response:
+        state.faults = Faults(**json.loads(await request.body()))
+        return JSONResponse(asdict(state.faults))
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(state.stats)
+
+    pop = state.population
+    return Starlette(routes=[
+        Route("/oauth/token", token, methods=["POST"]),
+        Route("/v1/fans", listing("fans", pop.fans, pop.fan)),
+        Route("/v1/orders", listing("orders", pop.orders, pop.order)),
+        Route("/_admin/faults", set_faults, methods=["POST"]),
+        Route("/_admin/stats", stats),
+    ])
+
+
+def account_settings(base_url: str, account_id: str = "main") -> dict[str, Any]:
+    """The ``[[accounts]]`` entry that points at a sandbox running at ``base_url``."""
+    return {"platform": "testplat", "id": account_id, "base_url": base_url,
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+
+
+def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
+    from hub.sandbox import SandboxSpec
+
+    return SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url))
