@@ -1,0 +1,35 @@
+"""``siyu serve``: run the webhook receiver (:mod:`hub.webhooks`) with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+import uvicorn
+
+from hub.cli.context import get_context
+from hub.cli.output import err_console
+from hub.webhooks import DEFAULT_MAX_BODY, create_app
+
+__all__ = ["serve"]
+
+
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
+    max_body: int = typer.Option(DEFAULT_MAX_BODY, "--max-body", min=1, help="Largest callback body, in bytes."),
+) -> None:
+    """Receive platform callbacks at /webhooks/PLATFORM/ACCOUNT (and answer /healthz)."""
+    state = get_context(ctx)
+    settings = state.settings
+    engine = state.engine()
+    app = create_app(state.host, settings, engine, max_body=max_body)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    err_console.print(f"siyu serve: receiving callbacks on http://{host}:{port}/webhooks/PLATFORM/ACCOUNT")
+    try:
+        # uvicorn's access log prints query strings (signatures, nonces, echo strings): the
+        # receiver logs each callback itself, without them.
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", lifespan="on")
+    finally:
+        engine.dispose()

@@ -1,0 +1,200 @@
+"""Verified callbacks in the database: stored once before the acknowledgement, applied after it.
+
+A callback's canonical records are kept in ``webhook_events.payload`` as JSON, keyed by the
+platform's message id (``dedupe_key``), so that a platform re-delivering the same message stores
+nothing new.  Phone numbers never reach that JSON in clear: a fan's phone is kept only encrypted
+(when ``security.phone_encryption_key`` is configured), otherwise it is left out of the stored
+copy and the fan is re-applied without it.
+
+:func:`apply_event` writes the records through :func:`hub.store.upsert` in one transaction with
+the row's move to ``processed`` (or ``failed``, with the error), then announces the changes
+through ``track_event``.  :func:`pending_events` finds rows a crash left ``received``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hub.events import FanUpserted, MessageReceived
+from hub.phones import PhoneVault
+from hub.plugins import PluginHost
+from hub.store import UpsertResult, upsert
+from schemas import Direction, Fan, Message, Order, PointsEvent, Record
+from schemas.tables import WebhookEventRow, utcnow
+
+__all__ = [
+    "RECORD_TYPES",
+    "StoredEvent",
+    "apply_event",
+    "body_dedupe_key",
+    "decode_records",
+    "encode_records",
+    "pending_events",
+    "store_event",
+]
+
+log = logging.getLogger("siyu.webhooks")
+
+events_table = WebhookEventRow.__table__
+RECORD_TYPES: dict[str, type[Record]] = {cls.__name__: cls for cls in (Fan, Order, PointsEvent, Message)}
+"""The canonical records a callback may carry, by the name stored in the payload."""
+
+MAX_ERROR_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A ``webhook_events`` row as :func:`store_event` left it.
+
+    :param id: the row's id.
+    :param created: ``False`` when the dedupe key was stored before (a re-delivery).
+    """
+
+    id: int | None
+    created: bool
+
+
+def body_dedupe_key(body: bytes) -> str:
+    """The dedupe key of a callback whose platform sends no message id: the body's SHA-256."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def encode_records(records: Sequence[object], phones: PhoneVault) -> list[dict[str, Any]]:
+    """The JSON form of ``records`` for ``webhook_events.payload``, without clear-text phones.
+
+    Only the fields the adapter set are kept, so re-applying them updates no other field.
+
+    :raises TypeError: for anything that is not a record the hub stores.
+    """
+    encoded = []
+    for record in records:
+        name = type(record).__name__
+        if RECORD_TYPES.get(name) is not type(record):
+            raise TypeError(f"a webhook cannot carry a {name}")
+        assert isinstance(record, Record)
+        data = record.model_dump(mode="json", exclude_unset=True)
+        item: dict[str, Any] = {"type": name, "data": data}
+        phone = data.pop("phone", None)
+        if phone is not None:
+            sealed = phones.encrypt(phone)
+            if sealed is not None:
+                item["phone_encrypted"] = sealed
+        encoded.append(item)
+    return encoded
+
+
+def decode_records(items: Sequence[dict[str, Any]], phones: PhoneVault) -> list[Record]:
+    """Rebuild the records that :func:`encode_records` stored (phones decrypted when kept)."""
+    records = []
+    for item in items:
+        data = dict(item["data"])
+        if "phone_encrypted" in item:
+            data["phone"] = phones.decrypt(item["phone_encrypted"])
+        records.append(RECORD_TYPES[item["type"]].model_validate(data))
+    return records
+
+
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def store_event(
+    engine: sa.Engine, platform: str, account_id: str, dedupe_key: str, payload: dict[str, Any]
+) -> StoredEvent:
+    """Insert the callback unless its ``dedupe_key`` is stored already; commits before returning.
+
+    Two deliveries racing each other store one row: the database's unique key decides.
+
+    :param engine: the hub's database.
+    :param platform: the platform's name.
+    :param account_id: the account the callback is addressed to.
+    :param dedupe_key: the platform's message id (or :func:`body_dedupe_key`).
+    :param payload: ``{"records": encode_records(...)}``.
+    """
+    now = utcnow()
+    with engine.begin() as conn:
+        stmt = (
+            _insert(conn.dialect.name)(events_table)
+            .values(platform=platform, account_id=account_id, dedupe_key=dedupe_key, status="received",
+                    payload=payload, received_at=now)
+            .on_conflict_do_nothing(index_elements=["platform", "account_id", "dedupe_key"])
+            .returning(events_table.c.id)
+        )
+        row_id = conn.execute(stmt).scalar_one_or_none()
+    return StoredEvent(id=row_id, created=row_id is not None)
+
+
+def apply_event(engine: sa.Engine, host: PluginHost, phones: PhoneVault, event_id: int,
+                records: Sequence[Record] | None = None) -> UpsertResult | None:
+    """Write a stored callback's records and mark it ``processed``; on failure mark it ``failed``.
+
+    Returns ``None`` when the row was applied before (or failed).  Never raises for a bad
+    record: the error is kept in the row (one line, no payload) and logged.
+
+    :param engine: the hub's database.
+    :param host: announces the changed records through ``track_event`` after the commit.
+    :param phones: hashes the phones of the records.
+    :param event_id: the ``webhook_events`` row.
+    :param records: the records as parsed (saves decoding them again); ``None``: from the row.
+    """
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(
+                sa.select(events_table.c.status, events_table.c.payload).where(events_table.c.id == event_id)
+            ).one_or_none()
+            if row is None or row.status != "received":
+                return None
+            if records is None:
+                records = decode_records(row.payload.get("records", []), phones)
+            result = upsert(conn, records, phones)
+            done = conn.execute(
+                events_table.update()
+                .where(events_table.c.id == event_id, events_table.c.status == "received")
+                .values(status="processed", processed_at=utcnow(), error=None)
+            )
+            if done.rowcount != 1:  # another process applied it meanwhile: roll back ours
+                raise _AlreadyApplied
+    except _AlreadyApplied:
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the row, never lost
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:MAX_ERROR_LENGTH]
+        with engine.begin() as conn:
+            conn.execute(
+                events_table.update()
+                .where(events_table.c.id == event_id, events_table.c.status == "received")
+                .values(status="failed", processed_at=utcnow(), error=error)
+            )
+        log.warning("webhook event %d failed: %s", event_id, type(exc).__name__)
+        return None
+    _announce(host, result)
+    log.info("webhook event %d processed: %d inserted, %d updated, %d unchanged",
+             event_id, result.inserted, result.updated, result.unchanged)
+    return result
+
+
+class _AlreadyApplied(Exception):
+    pass
+
+
+def _announce(host: PluginHost, result: UpsertResult) -> None:
+    for record, created in result.changed:
+        if isinstance(record, Fan):
+            host.emit(FanUpserted(fan=record, created=created))
+        elif isinstance(record, Message) and record.direction is Direction.INBOUND:
+            host.emit(MessageReceived(message=record))
+
+
+def pending_events(engine: sa.Engine, *, platform: str | None = None, limit: int = 1000) -> list[int]:
+    """Ids of callbacks stored but not yet applied (a crash came between the two), oldest first."""
+    query = sa.select(events_table.c.id).where(events_table.c.status == "received")
+    if platform is not None:
+        query = query.where(events_table.c.platform == platform)
+    with engine.connect() as conn:
+        return list(conn.execute(query.order_by(events_table.c.id).limit(limit)).scalars())
