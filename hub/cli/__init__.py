@@ -15,6 +15,8 @@ import typer
 
 from hub.cli import setup, sync
 from hub.cli.context import Context
+from hub.cli.ledger import ledger_app
+from hub.cli.members import members_app
 from hub.cli.output import report_error
 from hub.errors import HubError
 from hub.plugins import load_plugins
@@ -46,6 +48,8 @@ def build_app(context: Context) -> typer.Typer:
     app.command("plugins")(setup.plugins)
     app.add_typer(setup.db_app, name="db")
     app.add_typer(setup.config_app, name="config")
+    app.add_typer(members_app, name="members")
+    app.add_typer(ledger_app, name="ledger")
     app.command("sync")(sync.sync)
     app.add_typer(sync.fans_app, name="fans")
     context.host.hook.register_commands(cli=app)

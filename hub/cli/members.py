@@ -1,0 +1,173 @@
+"""``siyu members``: show, find, merge, split, undo and stitch."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+import sqlalchemy as sa
+import typer
+
+from hub import identity, members
+from hub.cli.context import get_context
+from hub.cli.output import JsonOption, console, emit, table
+from hub.errors import InvalidPosting, NotFound
+from hub.ledger.queries import live_member_id
+from schemas import normalise_phone
+from schemas.tables import FanRow, MemberCardRow, MemberChangeRow, MemberRow
+
+__all__ = ["members_app"]
+
+members_app = typer.Typer(help="Members: one person across platforms.", no_args_is_help=True)
+fans = FanRow.__table__
+cards = MemberCardRow.__table__
+changes = MemberChangeRow.__table__
+members_t = MemberRow.__table__
+FAN_COLUMNS = (fans.c.id, fans.c.platform, fans.c.account_id, fans.c.platform_uid, fans.c.nickname,
+               fans.c.follow_state, fans.c.tier, fans.c.member_id)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # pragma: no cover - no user name in a bare container
+        return "cli"
+
+
+def _fan(row: Any) -> dict[str, Any]:
+    return {"fan_id": row.id, "platform": row.platform, "account_id": row.account_id, "platform_uid": row.platform_uid,
+            "nickname": row.nickname, "follow_state": row.follow_state, "tier": row.tier, "member_id": row.member_id}
+
+
+def _change(c: members.Change) -> dict[str, Any]:
+    return {"ok": True, **c.__dict__}
+
+
+@members_app.command("show")
+def show(ctx: typer.Context, member: int = typer.Argument(..., help="Member id."), as_json: bool = JsonOption) -> None:
+    """Show a member: balance, level, fans, cards, members merged into it and its audit trail."""
+    engine = get_context(ctx).engine()
+    with engine.connect() as conn:
+        live = live_member_id(conn, member)
+        row = conn.execute(sa.select(members_t).where(members_t.c.member_id == live)).one()
+        result = {
+            "ok": True, "member_id": live, "asked_for": member, "balance": row.balance, "level": row.level,
+            "lifetime_points": row.lifetime_points,
+            "merged_from": list(conn.execute(sa.select(members_t.c.member_id).where(
+                members_t.c.merged_into == live).order_by(members_t.c.member_id)).scalars()),
+            "fans": [_fan(f) for f in conn.execute(sa.select(*FAN_COLUMNS).where(fans.c.member_id == live).order_by(fans.c.id))],
+            "cards": [{"platform": c.platform, "account_id": c.account_id, "card_no": c.card_no, "status": c.status,
+                       "balance_pushed": c.balance} for c in conn.execute(sa.select(cards).where(cards.c.member_id == live))],
+            "changes": [{k: getattr(c, k) for k in ("id", "action", "member_id", "other_member_id", "points", "reason",
+                                                   "actor", "rule", "undoes_change_id", "created_at")}
+                        for c in conn.execute(sa.select(changes).where(sa.or_(
+                            changes.c.member_id == live, changes.c.other_member_id == live)).order_by(changes.c.id))],
+        }
+
+    def render(r: dict[str, Any]) -> None:
+        console.print(f"member {r['member_id']}: balance {r['balance']}, level {r['level']}, lifetime "
+                      f"{r['lifetime_points']}" + (f"; merged from {r['merged_from']}" if r["merged_from"] else ""))
+        table("Fans", ["fan", "platform", "account", "uid", "tier"],
+              [(f["fan_id"], f["platform"], f["account_id"], f["platform_uid"], f["tier"]) for f in r["fans"]])
+        table("Changes", ["id", "action", "from", "to", "points", "actor", "reason"],
+              [(c["id"], c["action"], c["member_id"], c["other_member_id"], c["points"], c["actor"], c["reason"])
+               for c in r["changes"]])
+
+    emit(result, as_json, render)
+
+
+@members_app.command("find")
+def find(
+    ctx: typer.Context,
+    phone: str | None = typer.Option(None, "--phone", help="A mobile number (matched by its keyed hash)."),
+    platform: str | None = typer.Option(None, "--platform", help="Platform name, with --uid."),
+    uid: str | None = typer.Option(None, "--uid", help="The fan's id on that platform."),
+    account: str | None = typer.Option(None, "--account", help="Limit to one account of the platform."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Find the members of fans with a phone number, or with a platform user id."""
+    state = get_context(ctx)
+    if (phone is None) == (platform is None or uid is None):
+        raise InvalidPosting("give either --phone, or --platform and --uid")
+    if phone is not None:
+        try:
+            digest = state.settings.phones.hash(normalise_phone(phone))
+        except ValueError as exc:
+            raise InvalidPosting(f"--phone: {exc}") from None
+        where = fans.c.phone_hash == digest
+    else:
+        where = sa.and_(fans.c.platform == platform, fans.c.platform_uid == uid)
+        if account is not None:
+            where = sa.and_(where, fans.c.account_id == account)
+    engine = state.engine()
+    with engine.connect() as conn:
+        found = [_fan(f) for f in conn.execute(sa.select(*FAN_COLUMNS).where(where).order_by(fans.c.id))]
+        for f in found:
+            f["member_id"] = live_member_id(conn, f["member_id"]) if f["member_id"] else None
+    if not found:
+        raise NotFound("no fan matches")
+    result = {"ok": True, "members": sorted({f["member_id"] for f in found if f["member_id"]}), "fans": found}
+    emit(result, as_json, lambda r: table("Matching fans", ["member", "fan", "platform", "account", "uid"],
+                                          [(f["member_id"], f["fan_id"], f["platform"], f["account_id"],
+                                            f["platform_uid"]) for f in r["fans"]]))
+
+
+@members_app.command("merge")
+def merge(
+    ctx: typer.Context,
+    survivor: int = typer.Argument(..., help="The member that stays."),
+    merged: int = typer.Argument(..., help="The member merged into it."),
+    reason: str = typer.Option(..., "--reason", help="Why, for the audit."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Merge member B into member A, moving its fans, points and cards (audited, undoable)."""
+    state = get_context(ctx)
+    c = members.merge(state.engine(), survivor, merged, reason=reason, actor=_actor(), host=state.host)
+    emit(_change(c), as_json, lambda r: console.print(
+        f"change {r['change_id']}: member {merged} merged into {survivor}, {r['points']} points and "
+        f"{len(r['fan_ids'])} fan(s) moved; undo with `siyu members undo {r['change_id']}`"))
+
+
+@members_app.command("split")
+def split(
+    ctx: typer.Context,
+    member: int = typer.Argument(..., help="The member to split."),
+    fan: list[str] = typer.Option(..., "--fan", help="PLATFORM:ACCOUNT:UID of a fan to move out (repeatable)."),
+    reason: str = typer.Option(..., "--reason", help="Why, for the audit."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Move fans (and the points they earned) out of a member into a new member."""
+    refs = [members.FanRef.parse(f) for f in fan]
+    c = members.split(get_context(ctx).engine(), member, refs, reason=reason, actor=_actor())
+    emit(_change(c), as_json, lambda r: console.print(
+        f"change {r['change_id']}: {len(r['fan_ids'])} fan(s) and {r['points']} points moved from member "
+        f"{member} to new member {r['other_member_id']}"))
+
+
+@members_app.command("undo")
+def undo(
+    ctx: typer.Context,
+    change: int = typer.Argument(..., help="The merge or split to undo (see `members show`)."),
+    reason: str = typer.Option(..., "--reason", help="Why, for the audit."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Undo a merge or a split, once."""
+    c = members.undo(get_context(ctx).engine(), change, reason=reason, actor=_actor())
+    emit(_change(c), as_json, lambda r: console.print(
+        f"change {r['change_id']} undid change {change}: {r['points']} points moved to member {r['other_member_id']}"))
+
+
+@members_app.command("stitch")
+def stitch(
+    ctx: typer.Context,
+    limit: int = typer.Option(identity.DEFAULT_KEY_LIMIT, "--limit", min=2,
+                              help="Block a key value shared by more fans than this."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Give every fan without a member one, joining fans that share identity keys."""
+    state = get_context(ctx)
+    report = identity.stitch_all(state.engine(), host=state.host, limit=limit)
+    emit({"ok": True, **report.__dict__}, as_json, lambda r: console.print(
+        f"{r['fans']} fan(s) stitched, {r['members_created']} member(s) created, {r['merges']} merge(s); "
+        f"{len(r['blocked'])} key value(s) blocked" + "".join(
+            f"\n  blocked {b['kind']} key shared by {b['fan_count']} fans" for b in r["blocked"])))
