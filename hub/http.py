@@ -38,10 +38,14 @@ def user_agent() -> str:
 
 
 class Limiters:
-    """Leaky-bucket limiters for one account: ``"*"`` for every call, or one path's calls."""
+    """Leaky-bucket limiters for one account: ``"*"`` for every call, or one path's calls.
+
+    A documented limit of N calls per P seconds becomes one call every P/N seconds, with no
+    burst allowance: a burst of N followed by N more would put 2N calls in one window of P.
+    """
 
     def __init__(self, limits: Mapping[str, tuple[float, float]]) -> None:
-        self._limiters = {path: AsyncLimiter(rate, period) for path, (rate, period) in limits.items()}
+        self._limiters = {path: AsyncLimiter(1, period / rate) for path, (rate, period) in limits.items()}
         self.waited = 0.0
 
     async def acquire(self, path: str) -> None:

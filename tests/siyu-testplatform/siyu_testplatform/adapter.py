@@ -38,6 +38,8 @@ class TestplatAuth(TokenAuth):
 class TestplatAdapter(hub.Adapter):
     """Fans and orders of the test platform."""
 
+    __test__ = False  # not a pytest test class, despite its name
+
     platform = "testplat"
     default_base_url = "http://127.0.0.1:9"
     capabilities = frozenset({hub.Capability.FANS, hub.Capability.ORDERS})

@@ -8,7 +8,7 @@ Protocol
     2001 system busy, 4001 bad parameter, 4003 bad credentials.
 
 Faults (:class:`Faults`, settable at ``POST /_admin/faults``), decided by a seeded generator:
-429 with ``Retry-After``; 5xx bursts; responses slower than the client's timeout; tokens that expire
+a documented per-second limit (429 beyond it); 429 with ``Retry-After``; 5xx bursts; responses slower than the client's timeout; tokens that expire
 after some data requests; malformed JSON; pages that repeat records of the page before; empty
 pages that still advance the cursor.  ``GET /_admin/stats`` counts what happened.
 """
@@ -19,6 +19,7 @@ import asyncio
 import json
 import random
 import secrets
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -44,6 +45,7 @@ class Faults:
     token_ttl_requests: int = 0
     duplicate: float = 0.0
     empty: float = 0.0
+    limit_per_second: int = 0
 
 
 @dataclass
@@ -86,6 +88,7 @@ class State:
     tokens: dict[str, int] = field(default_factory=dict)  # token -> data requests left (or -1)
     stats: dict[str, int] = field(default_factory=dict)
     burst_left: int = 0
+    recent: list[float] = field(default_factory=list)
 
     def count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
@@ -119,6 +122,14 @@ def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None) -
 
     async def faulted(request: Request) -> Response | None:
         f, rng = state.faults, state.rng
+        if f.limit_per_second:
+            now = time.monotonic()
+            state.recent = [t for t in state.recent if now - t < 1.0]
+            if len(state.recent) >= f.limit_per_second:
+                state.count("over_limit")
+                return JSONResponse({"code": 1002, "message": "over the limit"}, status_code=429,
+                                    headers={"Retry-After": "1"})
+            state.recent.append(now)
         if state.burst_left > 0:
             state.burst_left -= 1
             state.count("server_errors")

@@ -1,0 +1,45 @@
+"""Shared helpers for tests that sync from the test platform's sandbox over loopback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.config import Settings, parse_settings
+from hub.plugins import PluginHost
+from siyu_testplatform.sandbox import account_settings
+
+FAST_RETRY = {"attempts": 8, "initial_wait": 0.01, "max_wait": 0.05, "jitter": 0.01}
+
+
+def settings_for(host: PluginHost, database_url: str, *accounts: dict[str, Any], retry: dict | None = None) -> Settings:
+    raw = {
+        "database": {"url": database_url},
+        "security": {"phone_key": "test-phone-key-0123456789abcdef"},
+        "retry": retry or FAST_RETRY,
+        "accounts": list(accounts),
+    }
+    return parse_settings(raw, host)
+
+
+def tp_account(base_url: str, account_id: str = "main", **extra: Any) -> dict[str, Any]:
+    return {**account_settings(base_url, account_id), **extra}
+
+
+def toml_for(settings_raw: dict[str, Any]) -> str:
+    """Render a small config dict as TOML (strings, numbers, lists and tables only)."""
+    import json
+
+    lines = []
+    for section in ("database", "security", "retry"):
+        if section in settings_raw:
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in settings_raw[section].items()]
+    for account in settings_raw.get("accounts", []):
+        lines.append("[[accounts]]")
+        for k, v in account.items():
+            if isinstance(v, dict):
+                inner = ", ".join(f"{json.dumps(a)} = {json.dumps(b)}" for a, b in v.items())
+                lines.append(f"{k} = {{ {inner} }}")
+            else:
+                lines.append(f"{k} = {json.dumps(v)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,138 @@
+"""The sync engine against the test platform's sandbox, over real loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from hub import storage
+from hub.cli import main
+from hub.plugins import load_plugins
+from hub.sync import load_checkpoint, sync_accounts
+from hub.testing import serve_asgi
+from schemas.tables import FanRow, OrderRow
+from siyu_testplatform.sandbox import Faults, make_app
+from tests.hub.sandboxes import settings_for, tp_account, toml_for
+
+HOST = load_plugins()
+
+
+def count(engine, table, **where):
+    t = table.__table__
+    query = sa.select(sa.func.count()).select_from(t)
+    for k, v in where.items():
+        query = query.where(t.c[k] == v)
+    with engine.connect() as conn:
+        return conn.execute(query).scalar_one()
+
+
+def stats(base_url):
+    return httpx.get(f"{base_url}/_admin/stats").json()
+
+
+async def test_sync_through_faults_then_resync_changes_nothing(engine, database_url):
+    faults = Faults(rate_limited=0.05, server_error=0.05, burst=2, token_ttl_requests=4, duplicate=0.2, empty=0.1)
+    with serve_asgi(make_app(1500, faults=faults)) as url:
+        settings = settings_for(HOST, database_url, tp_account(url, page_size=50))
+        first = await sync_accounts(HOST, settings, engine)
+        assert [s.error for s in first] == [None, None]
+        fans, orders = first
+        assert (fans.stream, fans.inserted, fans.updated, fans.complete) == ("fans", 1500, 0, True)
+        assert (orders.stream, orders.inserted) == ("orders", 750)
+        assert fans.retries + orders.retries > 0 and fans.retries == sum(fans.retry_reasons.values())
+        assert stats(url)["token_requests"] > 1  # tokens expired mid-pagination and were refreshed
+        second = await sync_accounts(HOST, settings, engine, stream="fans")
+        assert (second[0].inserted, second[0].updated, second[0].unchanged >= 1500) == (0, 0, True)
+        full = await sync_accounts(HOST, settings, engine, full=True)
+        assert sum(s.inserted for s in full) == 0
+    assert count(engine, FanRow) == 1500 and count(engine, OrderRow) == 750
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(FanRow.__table__).where(FanRow.__table__.c.platform_uid == "u0000010")).mappings().one()
+        assert load_checkpoint(conn, "testplat", "main", "fans") is None  # a finished stream starts afresh
+    assert row["phone_hash"] is not None and row["phone_encrypted"] is None  # i % 5 == 0 has a phone
+    assert row["union_id"] is None and row["follow_state"] == "following"
+    assert row["followed_at"].timestamp() == 1_700_000_010
+
+
+async def test_malformed_json_is_permanent_and_the_checkpoint_does_not_move(engine, database_url):
+    with serve_asgi(make_app(300)) as url:
+        settings = settings_for(HOST, database_url, tp_account(url, page_size=50))
+        # let two pages through, then break every response
+        await sync_accounts(HOST, settings, engine, stream="fans", concurrency=1)
+        with engine.begin() as conn:
+            conn.execute(sa.delete(FanRow.__table__))
+            conn.execute(sa.text("UPDATE sync_checkpoints SET cursor = 'o100' WHERE stream = 'fans'"))
+        httpx.post(f"{url}/_admin/faults", json={"malformed": 1.0})
+        [summary] = await sync_accounts(HOST, settings, engine, stream="fans")
+        assert summary.error and "not valid JSON" in summary.error and "/v1/fans" in summary.error
+        assert summary.retries == 0 and summary.pages == 0
+        with engine.connect() as conn:
+            assert load_checkpoint(conn, "testplat", "main", "fans") == "o100"
+        assert count(engine, FanRow) == 0
+
+
+async def test_a_failing_account_does_not_stop_the_others(engine, database_url):
+    with serve_asgi(make_app(200)) as url:
+        settings = settings_for(
+            HOST, database_url,
+            tp_account(url, "good"),
+            tp_account("http://127.0.0.1:9", "dead"),
+            tp_account(url, "badcreds", client_secret="wrong"),
+            retry={"attempts": 2, "initial_wait": 0.01, "jitter": 0},
+        )
+        summaries = await sync_accounts(HOST, settings, engine, stream="fans")
+    by_account = {s.account_id: s for s in summaries}
+    assert by_account["good"].complete and by_account["good"].inserted == 200
+    assert "connection failed" in by_account["dead"].error and by_account["dead"].retries == 1
+    assert "bad credentials" in by_account["badcreds"].error and by_account["badcreds"].retries == 0
+    assert count(engine, FanRow, account_id="good") == 200
+
+
+async def test_the_rate_limiter_avoids_429s_that_an_unlimited_client_provokes(engine, database_url):
+    with serve_asgi(make_app(600, faults=Faults(limit_per_second=30))) as url:
+        limited = settings_for(HOST, database_url, tp_account(url, "slow", page_size=10,
+                                                                    rate_limits={"*": [25, 1]}))
+        [summary] = await sync_accounts(HOST, limited, engine, stream="fans")
+        assert summary.complete and stats(url).get("over_limit", 0) == 0
+        unlimited = settings_for(HOST, database_url, tp_account(url, "fast", page_size=10,
+                                                                      rate_limits={"*": [10000, 1]}))
+        [summary] = await sync_accounts(HOST, unlimited, engine, stream="fans")
+        assert stats(url).get("over_limit", 0) > 0 and summary.retry_reasons.get("RateLimited", 0) > 0
+
+
+def test_siyu_sync_and_fans_commands_end_to_end(tmp_path, database_url, capsys):
+    with serve_asgi(make_app(120)) as url:
+        raw = {"database": {"url": database_url}, "security": {"phone_key": "k" * 32},
+               "accounts": [tp_account(url, page_size=50)]}
+        config = tmp_path / "siyu.toml"
+        config.write_text(toml_for(raw))
+        assert main(["--config", str(config), "sync", "--platform", "testplat", "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["ok"] and {s["stream"]: s["inserted"] for s in doc["streams"]} == {"fans": 120, "orders": 60}
+    assert main(["--config", str(config), "fans", "list", "--limit", "3", "--json"]) == 0
+    fans = json.loads(capsys.readouterr().out)
+    assert [f["platform_uid"] for f in fans] == ["u0000000", "u0000001", "u0000002"]
+    assert fans[0]["has_phone"] is True and "phone_hash" not in fans[0]
+    assert main(["--config", str(config), "fans", "show", "testplat", "main", "u0000003", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["union_id"] == "un3"
+    assert main(["--config", str(config), "fans", "show", "testplat", "main", "nobody"]) == 1
+    assert "no fan testplat:main:nobody" in capsys.readouterr().err
+    assert main(["--config", str(config), "sync", "--stream", "likes"]) == 1
+    assert main(["--config", str(config), "sync", "--platform", "myspace"]) == 1
+    assert "unknown platform 'myspace'" in capsys.readouterr().err
+
+
+def test_a_failed_sync_exits_1_with_the_error_in_the_summary(tmp_path, database_url, capsys):
+    raw = {"database": {"url": database_url}, "security": {"phone_key": "k" * 32},
+           "retry": {"attempts": 1}, "accounts": [tp_account("http://127.0.0.1:9")]}
+    config = tmp_path / "siyu.toml"
+    config.write_text(toml_for(raw))
+    assert main(["--config", str(config), "sync", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and all("connection failed" in s["error"] for s in doc["streams"])
+    engine = storage.open_database(database_url)
+    assert count(engine, FanRow) == 0
+    engine.dispose()
