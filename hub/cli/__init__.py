@@ -17,7 +17,10 @@ from hub.cli import setup, sync
 from hub.cli.context import Context
 from hub.cli.ledger import ledger_app
 from hub.cli.members import members_app
+from hub.cli.outbox import outbox_app
 from hub.cli.output import report_error
+from hub.cli.sandbox import sandbox
+from hub.cli.serve import serve
 from hub.errors import HubError
 from hub.plugins import load_plugins
 
@@ -52,6 +55,9 @@ def build_app(context: Context) -> typer.Typer:
     app.add_typer(ledger_app, name="ledger")
     app.command("sync")(sync.sync)
     app.add_typer(sync.fans_app, name="fans")
+    app.command("serve")(serve)
+    app.add_typer(outbox_app, name="outbox")
+    app.command("sandbox")(sandbox)
     context.host.hook.register_commands(cli=app)
     return app
 

@@ -1,0 +1,117 @@
+"""Sandboxes: a plugin's stand-in for its platform, an ASGI app served over loopback.
+
+An adapter names its sandbox factory in ``sandbox = "module:function"``.  The factory is called
+as ``factory(seed, fans, base_url)`` and returns a :class:`SandboxSpec`: the ASGI app, and the
+``[[accounts]]`` table (platform, id, base_url and the platform's credentials) that points the
+hub at that app once it listens on ``base_url``.  The same ``seed`` and ``fans`` give the same
+data, so a demo, a test and a benchmark can be repeated.
+
+``siyu sandbox PLATFORM`` runs any installed plugin's sandbox standalone
+(:mod:`hub.cli.sandbox`); :func:`account_toml` prints its account as a ``siyu.toml`` snippet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hub.adapter import Adapter
+from hub.errors import NotFound, PluginError
+from hub.plugins import PluginHost
+
+__all__ = ["SandboxFactory", "SandboxSpec", "account_toml", "build_sandbox", "load_factory"]
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """A sandbox ready to serve.
+
+    :param app: the ASGI application speaking the platform's wire protocol.
+    :param account: the ``[[accounts]]`` table pointing at the app: ``platform``, ``id``,
+        ``base_url`` and the platform's own keys (the sandbox's test credentials).
+    """
+
+    app: Any
+    account: Mapping[str, Any]
+
+
+SandboxFactory = Callable[[int, int, str], SandboxSpec]
+"""``factory(seed, fans, base_url) -> SandboxSpec``."""
+
+
+def load_factory(adapter: type[Adapter]) -> SandboxFactory:
+    """Import the factory ``adapter.sandbox`` names.
+
+    :raises NotFound: the adapter declares no sandbox.
+    :raises PluginError: the declaration is malformed or does not import.
+    """
+    spec = adapter.sandbox
+    if not spec:
+        raise NotFound(f"platform {adapter.platform!r} ships no sandbox")
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise PluginError(f"{adapter.__name__}.sandbox must read 'module:function', not {spec!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"cannot load sandbox {spec!r} of platform {adapter.platform!r}: {exc}") from exc
+    if not callable(target):
+        raise PluginError(f"sandbox {spec!r} of platform {adapter.platform!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def build_sandbox(host: PluginHost, platform: str, *, seed: int, fans: int, base_url: str) -> SandboxSpec:
+    """The sandbox of ``platform``, built for an app that will listen on ``base_url``.
+
+    :param host: the installed plugins.
+    :param platform: the platform's name.
+    :param seed: the seed of the sandbox's generated data.
+    :param fans: how many fans it holds.
+    :param base_url: where it will listen (``http://127.0.0.1:8101``).
+    :raises UnknownPlatform: no plugin registers ``platform``.
+    :raises NotFound: the platform ships no sandbox.
+    :raises PluginError: the factory failed or returned something else than a :class:`SandboxSpec`.
+    """
+    factory = load_factory(host.adapter_class(platform))
+    try:
+        spec = factory(seed, fans, base_url)
+    except Exception as exc:
+        raise PluginError(f"the sandbox of platform {platform!r} failed to start: {exc}") from exc
+    if not isinstance(spec, SandboxSpec):
+        raise PluginError(f"the sandbox factory of platform {platform!r} returned {type(spec).__name__}, "
+                          "not a hub.sandbox.SandboxSpec")
+    for key in ("platform", "id", "base_url"):
+        if key not in spec.account:
+            raise PluginError(f"the sandbox account of platform {platform!r} has no {key!r}")
+    return spec
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write a {type(value).__name__} as TOML")
+
+
+def _toml_key(key: str) -> str:
+    bare = key.replace("_", "").replace("-", "").isalnum() and key.isascii()
+    return key if bare else json.dumps(key)
+
+
+def account_toml(account: Mapping[str, Any]) -> str:
+    """``account`` as one ``[[accounts]]`` table of ``siyu.toml``."""
+    lines = ["[[accounts]]"]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in account.items()]
+    return "\n".join(lines) + "\n"
