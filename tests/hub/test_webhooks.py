@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,13 +23,16 @@ from tests.hub.webhook_helpers import (
     ACK,
     SECRET,
     Tracker,
+    free_socket,
     make_host,
     make_settings,
     serving,
     sign,
     signed,
+    write_config,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 events_table = WebhookEventRow.__table__
 fans_table = FanRow.__table__
 PHONE = "13800138000"
@@ -194,3 +202,41 @@ def test_real_http_over_loopback(engine, database_url, tracker):
     assert [(e["dedupe_key"], e["status"]) for e in rows(engine, events_table)] == [
         ("m-0", "processed"), ("m-1", "processed")]
     assert sorted(f["platform_uid"] for f in rows(engine, fans_table)) == ["u-0", "u-1"]
+
+
+def test_siyu_serve_receives_over_loopback(engine, database_url, tmp_path):
+    config = write_config(tmp_path / "siyu.toml", database_url)
+    with free_socket() as probe:
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.hub.webhook_helpers", "--config", str(config), "serve",
+                             "--port", str(port), "--max-body", "4096"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base_url) as http:
+            while True:  # wait until it listens (or has died)
+                assert proc.poll() is None, proc.stderr.read()
+                try:
+                    if http.get("/healthz").json() == {"ok": True}:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            body, headers = signed(callback())
+            assert http.post(URL, content=body, headers=headers).content == ACK
+            assert http.post(URL, content=body, headers=headers).content == ACK
+            assert http.post(URL, content=body[:-1] + b" }", headers=headers).status_code == 401
+            big, big_headers = signed(callback(msg_id="m-big", padding="x" * 5000))
+            assert http.post(URL, content=big, headers=big_headers).status_code == 413
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        finally:
+            proc.kill()
+    log_text = proc.stderr.read()
+    assert "stored as event" in log_text and "a re-delivery" in log_text and "rejected (401)" in log_text
+    for secret in (PHONE, "小红", SECRET, headers["X-Hook-Signature"], headers["X-Hook-Timestamp"]):
+        assert secret not in log_text
+    assert [(e["dedupe_key"], e["status"]) for e in rows(engine, events_table)] == [("m-1", "processed")]
+    assert [f["platform_uid"] for f in rows(engine, fans_table)] == ["u-1"]

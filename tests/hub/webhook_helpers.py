@@ -139,3 +139,26 @@ def serving(app) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def write_config(path, database_url: str):
+    path.write_text(
+        f'[database]\nurl = "{database_url}"\n\n[security]\nphone_key = "{PHONE_KEY}"\n\n'
+        f'[[accounts]]\nplatform = "hooktest"\nid = "shop"\nsecret = "{SECRET}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+if __name__ == "__main__":  # ``siyu`` with hooktest installed: python -m tests.hub.webhook_helpers serve …
+    import sys
+
+    from hub.cli import build_app
+    from hub.cli.context import Context
+
+    context = Context()
+    context._host = make_host()
+    try:
+        build_app(context)(args=sys.argv[1:], prog_name="siyu")
+    except KeyboardInterrupt:
+        sys.exit(130)
