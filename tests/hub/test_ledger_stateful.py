@@ -9,6 +9,7 @@ sets the number of examples per backend (default 500; CI runs the default).
 from __future__ import annotations
 
 import os
+import time
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -53,6 +54,8 @@ def shared_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     name = f"siyu_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        # a throwaway test database: commits need not wait for the disk (visibility is unchanged)
+        conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     engine = storage.open_database(_db_url(name))
     yield engine
     engine.dispose()
@@ -60,19 +63,21 @@ def shared_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 
 def empty(engine: sa.Engine) -> None:
+    """Empty every table the machine writes.  ``DELETE`` rather than ``TRUNCATE``: on these few
+    rows it takes about 2 ms on PostgreSQL where ``TRUNCATE`` of ten tables takes about 120 ms."""
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-        else:
-            for table in TABLES:
-                conn.exec_driver_sql(f"DELETE FROM {table}")
+        for table in TABLES:
+            conn.exec_driver_sql(f"DELETE FROM {table}")
 
 
 class LedgerMachine(RuleBasedStateMachine):
     engine: sa.Engine
 
+    runs = 0
+
     def __init__(self) -> None:
         super().__init__()
+        LedgerMachine.runs += 1
         empty(self.engine)
         self.model = Model()
         self.now = T0
@@ -213,6 +218,10 @@ class LedgerMachine(RuleBasedStateMachine):
         with self.engine.connect() as conn:
             rows = {r.member_id: r for r in conn.execute(sa.select(members_t))}
             held = dict(conn.execute(sa.select(lots_t.c.member_id, sa.func.sum(lots_t.c.remaining)).group_by(lots_t.c.member_id)).all())
+            lots = conn.execute(sa.select(lots_t.c.member_id, lots_t.c.remaining, lots_t.c.earned, lots_t.c.expires_at)
+                                .order_by(lots_t.c.lot_id)).all()
+        assert [tuple(lot) for lot in lots] == [
+            (lot.member, lot.remaining, lot.earned, lot.expires_at) for lot in self.model.lots]
         assert set(rows) == set(self.model.members)
         for member_id, m in self.model.members.items():
             row = rows[member_id]
@@ -224,7 +233,11 @@ class LedgerMachine(RuleBasedStateMachine):
 @pytest.mark.slow
 def test_ledger_state_machine(shared_engine: sa.Engine) -> None:
     LedgerMachine.engine = shared_engine
+    LedgerMachine.runs = 0
+    started = time.perf_counter()
     run_state_machine_as_test(LedgerMachine, settings=settings(
         max_examples=EXAMPLES, stateful_step_count=12, deadline=None, derandomize=False,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     ))
+    print(f"\n{shared_engine.dialect.name}: {LedgerMachine.runs} examples in {time.perf_counter() - started:.1f} s")
+    assert LedgerMachine.runs >= EXAMPLES
