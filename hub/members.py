@@ -24,7 +24,7 @@ from hub.ledger.tx import lock_members, resolve_member, run_write
 from schemas import LedgerKind
 from schemas.tables import FanRow, MemberCardRow, MemberChangeRow, utcnow
 
-__all__ = ["Change", "FanRef", "create_member", "merge", "merge_in", "split", "undo"]
+__all__ = ["Change", "FanRef", "create_member", "merge", "merge_in", "refresh_tiers", "split", "undo"]
 
 fans = FanRow.__table__
 cards = MemberCardRow.__table__
@@ -260,3 +260,42 @@ def undo(engine: sa.Engine, change_id: int, *, reason: str, actor: str, policy: 
                      rule=f"undo:{change_id}", undoes=change_id, policy=policy, card_filter=None)
 
     return run_write(engine, work)
+
+
+def refresh_tiers(
+    engine: sa.Engine, *, host: Any = None, member_id: int | None = None,
+    fond_interactions: int | None = None, devoted_interactions: int | None = None,
+) -> int:
+    """Recompute the tier of each fan (of one member, or all) through ``decide_tier``.
+
+    :param host: the plugin host whose ``decide_tier`` implementations decide (default: the hub's rule).
+    :param member_id: only this member's fans.
+    :param fond_interactions: threshold passed to the rule in ``stats`` (its default otherwise).
+    :param devoted_interactions: likewise.
+    :return: how many fans changed tier.
+    """
+    from hub import defaults
+    from schemas import Fan, FollowState
+
+    query = sa.select(fans.c.id, fans.c.platform, fans.c.account_id, fans.c.platform_uid, fans.c.follow_state,
+                      fans.c.interactions, fans.c.tier, members.c.lifetime_points).outerjoin(
+        members, members.c.member_id == fans.c.member_id)
+    if member_id is not None:
+        query = query.where(fans.c.member_id == member_id)
+    extra = {k: v for k, v in (("fond_interactions", fond_interactions),
+                               ("devoted_interactions", devoted_interactions)) if v is not None}
+    changed: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        for row in conn.execute(query.order_by(fans.c.id)):
+            fan = Fan(platform=row.platform, account_id=row.account_id, platform_uid=row.platform_uid,
+                      follow_state=FollowState(row.follow_state), interactions=dict(row.interactions or {}))
+            stats = {"interactions": sum(fan.interactions.values()), "lifetime_points": row.lifetime_points or 0,
+                     **extra}
+            tier = host.hook.decide_tier(fan=fan, stats=stats) if host is not None else defaults.decide_tier(fan, stats)
+            if tier is not None and str(tier) != row.tier:
+                changed.append({"fan_id": row.id, "tier": str(tier)})
+    if changed:
+        with engine.begin() as conn:
+            for item in changed:
+                conn.execute(fans.update().where(fans.c.id == item["fan_id"]).values(tier=item["tier"], updated_at=utcnow()))
+    return len(changed)

@@ -171,3 +171,15 @@ def stitch(
         f"{r['fans']} fan(s) stitched, {r['members_created']} member(s) created, {r['merges']} merge(s); "
         f"{len(r['blocked'])} key value(s) blocked" + "".join(
             f"\n  blocked {b['kind']} key shared by {b['fan_count']} fans" for b in r["blocked"])))
+
+
+@members_app.command("tiers")
+def tiers(
+    ctx: typer.Context,
+    member: int | None = typer.Option(None, "--member", help="Only this member's fans."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Recompute fan tiers (prospect → passerby → fond → devoted) through ``decide_tier``."""
+    state = get_context(ctx)
+    changed = members.refresh_tiers(state.engine(), host=state.host, member_id=member)
+    emit({"ok": True, "changed": changed}, as_json, lambda r: console.print(f"{r['changed']} fan tier(s) changed"))

@@ -124,3 +124,12 @@ def test_verify_lists_violations_and_exits_1(siyu, database_url: str) -> None:
     assert not doc["ok"]
     assert {v["check"] for v in doc["violations"]} == {"balance", "lots"}
     assert PHONES is not None
+
+
+def test_tiers_command(siyu, database_url: str) -> None:
+    engine = engine_of(database_url)
+    add_fan(engine, "douyin", "d1")
+    doc, _ = siyu("members", "tiers")
+    assert doc == {"ok": True, "changed": 1}
+    doc, _ = siyu("members", "tiers")
+    assert doc["changed"] == 0
