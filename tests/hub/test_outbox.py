@@ -238,3 +238,19 @@ def test_cli_list_drain_retry(engine, database_url, host, sandbox, tmp_path):
     again = siyu("outbox", "drain")
     assert again.exit_code == 0 and json.loads(again.output)["sent"] == 1
     assert siyu("outbox", "list", "--status", "bogus").exit_code == 2
+
+
+def test_an_interrupted_drainer_gives_its_item_back(engine, database_url, sandbox, tmp_path):
+    held = insert(engine, card_item(1, 10))[0]
+    sandbox.faults[1] = "hold"
+    config = write_config(tmp_path / "siyu.toml", database_url, sandbox.base_url)
+    env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.hub.outbox_helpers", "--config", str(config),
+                             "outbox", "drain"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert sandbox.arrived.wait(60), "the drainer never pushed"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    assert statuses(engine)[held] == ("pending", 1, None)
