@@ -205,8 +205,8 @@ class Drainer:
         async with contextlib.AsyncExitStack() as stack:
             handles: dict[tuple[str, str], AccountHandle] = {}
             while limit is None or summary.sent + summary.dead < limit:
-                summary.superseded += await asyncio.to_thread(self._supersede)
-                claim = await asyncio.to_thread(self._claim_next)
+                claim, superseded = await asyncio.to_thread(self._claim_next)
+                summary.superseded += superseded
                 if claim is None:
                     break
                 key = (claim.platform, claim.account_id)
@@ -226,38 +226,42 @@ class Drainer:
             summary.retries = sum(h.retries.total for h in handles.values())
         return summary
 
-    def _supersede(self) -> int:
-        now = self.clock()
-        with self.engine.begin() as conn:
-            return conn.execute(
-                outbox.update()
-                .where(_ready(now), outbox.c.kind.in_(SUPERSEDING_KINDS), _accounts_filter(self.accounts),
-                       _has_newer_state())
-                .values(status="superseded", updated_at=now)
-            ).rowcount
+    def _claim_next(self) -> tuple[_Claim | None, int]:
+        """Claim the oldest due item whose target has nothing older outstanding.
 
-    def _claim_next(self) -> _Claim | None:
-        """Claim the oldest due item whose target has nothing older outstanding."""
+        A card update on the way that a newer one of its target makes useless is marked
+        ``superseded`` instead; returns the claim (``None``: nothing is due) and how many were.
+        Every write is a conditional update of one row, so concurrent drainers cannot deadlock.
+        """
+        superseded = 0
         while True:
             now = self.clock()
             eligible = sa.and_(_ready(now), _accounts_filter(self.accounts), sa.not_(_waits_for_older()))
             with self.engine.begin() as conn:
                 candidate = conn.execute(
-                    sa.select(outbox.c.id).where(eligible).order_by(outbox.c.id).limit(1)
-                ).scalar_one_or_none()
+                    sa.select(outbox.c.id, outbox.c.kind).where(eligible).order_by(outbox.c.id).limit(1)
+                ).one_or_none()
                 if candidate is None:
-                    return None
+                    return None, superseded
+                if candidate.kind in SUPERSEDING_KINDS and conn.execute(
+                    outbox.update()
+                    .where(outbox.c.id == candidate.id, eligible, _has_newer_state())
+                    .values(status="superseded", updated_at=now)
+                ).rowcount:
+                    superseded += 1
+                    continue
                 row = conn.execute(
                     outbox.update()
-                    .where(outbox.c.id == candidate, eligible)
+                    .where(outbox.c.id == candidate.id, eligible)
                     .values(status="sending", available_at=now + self.lease, attempts=outbox.c.attempts + 1,
                             updated_at=now)
                     .returning(outbox.c.platform, outbox.c.account_id, outbox.c.kind, outbox.c.target,
                                outbox.c.payload, outbox.c.attempts)
                 ).one_or_none()
             if row is not None:  # else another drainer took it first: look again
-                return _Claim(candidate, row.platform, row.account_id, row.kind, row.target, row.payload,
-                              row.attempts)
+                claim = _Claim(candidate.id, row.platform, row.account_id, row.kind, row.target, row.payload,
+                               row.attempts)
+                return claim, superseded
 
     def _finish(self, claim: _Claim, status: str, error: str | None) -> bool:
         now = self.clock()
