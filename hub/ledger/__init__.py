@@ -2,7 +2,7 @@
 
 Public operations (each one write transaction, idempotent by key):
 
-- :func:`post` credits earned points, :func:`redeem` spends them (oldest unexpired lots first),
+- :func:`post` credits earned points (:func:`post_many` a page of them in one transaction), :func:`redeem` spends them (oldest unexpired lots first),
   :func:`reverse` appends the reversal of an entry (once), :func:`expire` writes each due
   expiry once;
 - :func:`balance` and :func:`history` read; :func:`verify` recomputes every invariant;
@@ -11,6 +11,7 @@ Public operations (each one write transaction, idempotent by key):
 See ``docs/ledger.md`` for the rules.
 """
 
+from hub.ledger.batch import Earn, post_many
 from hub.ledger.cards import DEFAULT_LEVEL_THRESHOLDS, LedgerPolicy
 from hub.ledger.lots import Posted
 from hub.ledger.orders import earn_from_order
@@ -20,6 +21,7 @@ from hub.ledger.verify import Violation, verify
 
 __all__ = [
     "DEFAULT_LEVEL_THRESHOLDS",
+    "Earn",
     "LedgerPolicy",
     "Posted",
     "Violation",
@@ -28,6 +30,7 @@ __all__ = [
     "expire",
     "history",
     "post",
+    "post_many",
     "redeem",
     "reverse",
     "verify",

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from schemas.tables import MemberCardRow, OutboxRow, utcnow
 
-__all__ = ["CARD_UPDATE", "DEFAULT_LEVEL_THRESHOLDS", "LedgerPolicy", "enqueue_card_updates"]
+__all__ = ["CARD_UPDATE", "DEFAULT_LEVEL_THRESHOLDS", "LedgerPolicy", "enqueue_card_updates", "enqueue_many"]
 
 CARD_UPDATE = "card_update"
 DEFAULT_LEVEL_THRESHOLDS = (1_000, 5_000, 20_000)
@@ -88,4 +88,33 @@ def enqueue_card_updates(conn: sa.Connection, member_id: int, *, balance: int, l
                 updated_at=now,
             )
         )
+    return len(held)
+
+
+def enqueue_many(conn: sa.Connection, changed: dict[int, tuple[int, int]]) -> int:
+    """:func:`enqueue_card_updates` for many members at once: ``{member_id: (balance, level)}``."""
+    if not changed:
+        return 0
+    now = utcnow()
+    held = []
+    ids = sorted(changed)
+    for start in range(0, len(ids), 500):
+        held.extend(conn.execute(
+            sa.select(cards.c.member_id, cards.c.platform, cards.c.account_id, cards.c.card_no)
+            .where(cards.c.member_id.in_(ids[start:start + 500]), cards.c.status == "active")
+            .order_by(cards.c.member_id, cards.c.id)).all())
+    if not held:
+        return 0
+    wanted = [(c.platform, c.account_id, card_target(c.member_id)) for c in held]
+    for start in range(0, len(wanted), 300):
+        conn.execute(outbox.update().where(
+            outbox.c.status == "pending",
+            sa.tuple_(outbox.c.platform, outbox.c.account_id, outbox.c.target).in_(wanted[start:start + 300]),
+        ).values(status="superseded", updated_at=now))
+    conn.execute(outbox.insert(), [
+        {"platform": c.platform, "account_id": c.account_id, "kind": CARD_UPDATE, "target": card_target(c.member_id),
+         "payload": {"member_id": c.member_id, "card_no": c.card_no, "balance": changed[c.member_id][0],
+                     "level": changed[c.member_id][1]},
+         "status": "pending", "attempts": 0, "available_at": now, "inserted_at": now, "updated_at": now}
+        for c in held])
     return len(held)

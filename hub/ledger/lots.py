@@ -68,7 +68,8 @@ def check_key(key: object) -> str:
 
 
 def entry_model(row: Any) -> LedgerEntry:
-    return LedgerEntry(
+    """The canonical entry of a stored row (already valid: built without re-validating)."""
+    return LedgerEntry.model_construct(
         entry_id=row.entry_id,
         idempotency_key=row.idempotency_key,
         member_id=row.member_id,

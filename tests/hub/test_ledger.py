@@ -176,3 +176,26 @@ def test_card_updates_queue_and_supersede(engine: sa.Engine) -> None:
     with pytest.raises(IdempotencyConflict):
         ledger.post(engine, member_id=m, points=5, reason="r", key="2")
     assert count(engine, ob) == 4  # a refused posting queues nothing
+
+
+def test_post_many_matches_post_and_is_idempotent(engine: sa.Engine) -> None:
+    a, b = new_member(engine), new_member(engine)
+    ledger.post(engine, member_id=a, points=5, reason="r", key="before")
+    items = [ledger.Earn(member_id=a, points=10, reason="r", key="p1"),
+             ledger.Earn(member_id=b, points=20, reason="r", key="p2"),
+             ledger.Earn(member_id=a, points=5, reason="r", key="before"),  # replay of an earlier post
+             ledger.Earn(member_id=a, points=10, reason="r", key="p1")]  # repeated inside the page
+    out = ledger.post_many(engine, items)
+    assert [(p.created, p.entry.points) for p in out] == [(True, 10), (True, 20), (False, 5), (False, 10)]
+    assert out[0].entry == out[3].entry and out[0].balance == 15
+    again = ledger.post_many(engine, items)
+    assert not any(p.created for p in again) and [p.entry for p in again] == [p.entry for p in out]
+    with pytest.raises(IdempotencyConflict):
+        ledger.post_many(engine, [ledger.Earn(member_id=b, points=1, reason="r", key="new"),
+                                  ledger.Earn(member_id=b, points=21, reason="r", key="p2")])
+    with pytest.raises(NotFound):
+        ledger.post_many(engine, [ledger.Earn(member_id=b, points=1, reason="r", key="new2"),
+                                  ledger.Earn(member_id=999, points=1, reason="r", key="new3")])
+    assert count(engine, ENTRIES) == 3
+    assert (ledger.balance(engine, a)["balance"], ledger.balance(engine, b)["balance"]) == (15, 20)
+    assert ledger.verify(engine) == []
