@@ -240,3 +240,16 @@ def test_siyu_serve_receives_over_loopback(engine, database_url, tmp_path):
         assert secret not in log_text
     assert [(e["dedupe_key"], e["status"]) for e in rows(engine, events_table)] == [("m-1", "processed")]
     assert [f["platform_uid"] for f in rows(engine, fans_table)] == ["u-1"]
+
+
+def test_an_event_that_cannot_be_applied_is_marked_failed(engine, database_url, tracker):
+    from hub.webhook_events import apply_event
+
+    host = make_host(tracker)
+    settings = make_settings(host, database_url)
+    stored = store_event(engine, "hooktest", "shop", "m-bad", {"records": [{"type": "Coupon", "data": {}}]})
+    assert apply_event(engine, host, settings.phones, stored.id) is None
+    [event] = rows(engine, events_table)
+    assert event["status"] == "failed" and event["error"] == "KeyError: 'Coupon'"
+    assert apply_event(engine, host, settings.phones, stored.id) is None  # applied at most once
+    assert rows(engine, fans_table) == [] and tracker.events == []
