@@ -34,7 +34,7 @@ def drain(
     settings = state.settings
     accounts = [a for a in settings.accounts
                 if (platform is None or a.platform == platform) and (account is None or a.id == account)]
-    if not accounts:
+    if not accounts and (platform is not None or account is not None):
         raise ConfigError("no configured account matches --platform/--account")
     engine = state.engine()
     logging.basicConfig(level=logging.WARNING)
