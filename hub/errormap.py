@@ -38,6 +38,8 @@ __all__ = ["ErrorEntry", "check_response", "error_for_code", "parse_retry_after"
 
 ErrorEntry: TypeAlias = type[PlatformError] | tuple[type[PlatformError], float]
 
+_MISSING = object()
+
 STATUS_ERRORS: Mapping[int, type[PlatformError]] = {
     401: TokenExpired,
     403: PlatformConfigError,
@@ -68,9 +70,17 @@ def error_for_code(
 
 
 def response_json(response: httpx.Response, *, platform: str, account_id: str | None = None) -> Any:
-    """The response body as JSON, or a :class:`PermanentError` naming platform and endpoint."""
+    """The response body as JSON, or a :class:`PermanentError` naming platform and endpoint.
+
+    The parsed body is kept on the response, so the error check and the adapter parse it once.
+    """
+    cached = response.extensions.get("siyu.json", _MISSING)
+    if cached is not _MISSING:
+        return cached
     try:
-        return json.loads(response.content)
+        body = json.loads(response.content)
+        response.extensions["siyu.json"] = body
+        return body
     except (ValueError, UnicodeDecodeError):
         raise PermanentError(
             "response is not valid JSON", platform=platform, account_id=account_id,

@@ -90,17 +90,13 @@ def from_shanghai_local(value: str | datetime) -> datetime:
     return value.replace(tzinfo=SHANGHAI).astimezone(UTC)
 
 
-def _strip(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
-
-
 Phone = Annotated[str, BeforeValidator(normalise_phone)]
 """A mainland mobile number, normalised to ``+86XXXXXXXXXXX``."""
 
 UTCDateTime = Annotated[datetime, AfterValidator(_require_aware_utc)]
 """A timezone-aware datetime, converted to UTC; naive values are rejected."""
 
-Id = Annotated[str, BeforeValidator(_strip), StringConstraints(min_length=1, max_length=191)]
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191)]
 """A platform identifier: non-empty after stripping white space."""
 
 Fen = Annotated[int, Field(ge=0, strict=True)]

@@ -60,7 +60,7 @@ class TestplatAdapter(hub.Adapter):
 
     async def fetch_fans(self, account: Account, cursor: str | None) -> hub.Page[Fan]:
         response = await self.client.get("/v1/fans", params={"cursor": cursor or "", "count": self.config.page_size})
-        data = response.json()["data"]
+        data = response_json(response, platform=self.platform)["data"]
         fans = [
             Fan(
                 platform=self.platform,
@@ -79,7 +79,7 @@ class TestplatAdapter(hub.Adapter):
 
     async def fetch_orders(self, account: Account, cursor: str | None) -> hub.Page[Order]:
         response = await self.client.get("/v1/orders", params={"cursor": cursor or "", "count": self.config.page_size})
-        data = response.json()["data"]
+        data = response_json(response, platform=self.platform)["data"]
         orders = [
             Order(
                 platform=self.platform,

@@ -226,3 +226,10 @@ def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
     from hub.sandbox import SandboxSpec
 
     return SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url))
+
+
+def app_from_env() -> Starlette:
+    """A uvicorn ``--factory`` entry: ``TESTPLAT_FANS`` and ``TESTPLAT_SEED`` size the population."""
+    import os
+
+    return make_app(int(os.environ.get("TESTPLAT_FANS", "1000")), seed=int(os.environ.get("TESTPLAT_SEED", "0")))

@@ -1,0 +1,184 @@
+"""Sync throughput and memory: the hub against a bare loop, in the same run.
+
+The sandbox of the test platform runs in its own process (uvicorn, loopback).  Then, into fresh
+databases:
+
+- ``hub``: ``sync_accounts`` (token flow, rate limiter, retries, error mapping, validation into
+  canonical models, idempotent upsert, checkpoint per page, next page prefetched);
+- ``bare``: an ``httpx.Client`` fetching the same pages and inserting each page with one
+  ``executemany`` in its own transaction.
+
+It prints one JSON document: fans per second for each, their ratio, and (with ``--rss``) the peak
+RSS of ``siyu sync`` child processes for each population size.
+
+    .venv/bin/python benchmarks/bench_sync.py --fans 100000 --backend sqlite
+    .venv/bin/python benchmarks/bench_sync.py --fans 20000 --rss 10000,100000,1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hub import storage  # noqa: E402
+from hub.plugins import load_plugins  # noqa: E402
+from hub.sync import sync_accounts  # noqa: E402
+from hub.testing import free_port  # noqa: E402
+from schemas.tables import FanRow  # noqa: E402
+from siyu_testplatform.sandbox import CLIENT_ID, CLIENT_SECRET  # noqa: E402
+from tests.hub.sandboxes import settings_for, toml_for, tp_account  # noqa: E402
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/"
+
+
+def start_sandbox(fans: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "TESTPLAT_FANS": str(fans)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "siyu_testplatform.sandbox:app_from_env",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{url}/_admin/stats", timeout=0.5)
+            return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("sandbox did not start")
+
+
+def fresh_database(backend: str, tmp: Path, name: str) -> str:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp / (name + '.db')}"
+    else:
+        admin = sa.create_engine(POSTGRES + "postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+        url = POSTGRES + name
+    engine = storage.create_engine(url)
+    storage.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def run_hub(url: str, database_url: str, page_size: int) -> tuple[float, int]:
+    host = load_plugins()
+    settings = settings_for(host, database_url, tp_account(url, page_size=page_size))
+    engine = storage.open_database(database_url)
+    started = time.perf_counter()
+    [summary] = asyncio.run(sync_accounts(host, settings, engine, stream="fans"))
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    assert summary.error is None, summary.error
+    return elapsed, summary.inserted
+
+
+def run_bare(url: str, database_url: str, page_size: int) -> tuple[float, int]:
+    engine = storage.create_engine(database_url)
+    table = FanRow.__table__
+    started = time.perf_counter()
+    inserted = 0
+    with httpx.Client(base_url=url) as client:
+        token = client.post("/oauth/token", data={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        cursor = ""
+        while True:
+            data = client.get("/v1/fans", params={"cursor": cursor, "count": page_size}, headers=headers).json()["data"]
+            now = datetime.now(UTC)
+            rows = [dict(platform="testplat", account_id="main", platform_uid=f["uid"], nickname=f["nickname"],
+                         union_id=f["union_id"], follow_state="following" if f["following"] else "unfollowed",
+                         followed_at=datetime.fromtimestamp(f["follow_time"], UTC), inserted_at=now, updated_at=now)
+                    for f in data["fans"]]
+            with engine.begin() as conn:
+                if rows:
+                    conn.execute(sa.insert(table), rows)
+            inserted += len(rows)
+            cursor = data["next_cursor"]
+            if not cursor:
+                break
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return elapsed, inserted
+
+
+def peak_rss(url: str, fans: int, backend: str, tmp: Path, page_size: int) -> int:
+    """Peak RSS (KiB) of a `siyu sync` child that syncs ``fans`` fans."""
+    database_url = fresh_database(backend, tmp, f"siyu_bench_rss_{fans}")
+    config = tmp / f"rss-{fans}.toml"
+    config.write_text(toml_for({"database": {"url": database_url}, "security": {"phone_key": "k" * 32},
+                                "accounts": [tp_account(url, page_size=page_size)]}))
+    siyu = shutil.which("siyu", path=str(Path(sys.executable).parent)) or "siyu"
+    proc = subprocess.Popen([siyu, "--config", str(config), "sync", "--stream", "fans", "--json"],
+                            stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert status == 0, f"siyu sync exited {status}"
+    return usage.ru_maxrss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fans", type=int, default=100_000)
+    parser.add_argument("--page-size", type=int, default=500)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--rounds", type=int, default=2, help="alternate hub and bare this many times")
+    parser.add_argument("--rss", default="", help="comma-separated population sizes for the peak-RSS check")
+    args = parser.parse_args()
+
+    sizes = [int(s) for s in args.rss.split(",") if s]
+    report: dict[str, object] = {"fans": args.fans, "page_size": args.page_size, "backend": args.backend}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if args.fans:
+            proc, url = start_sandbox(args.fans)
+            try:
+                hub_rates, bare_rates = [], []
+                for round_ in range(args.rounds):
+                    hub_s, n_hub = run_hub(url, fresh_database(args.backend, tmp, f"siyu_bench_hub_{round_}"),
+                                           args.page_size)
+                    bare_s, n_bare = run_bare(url, fresh_database(args.backend, tmp, f"siyu_bench_bare_{round_}"),
+                                              args.page_size)
+                    assert n_hub == n_bare == args.fans, (n_hub, n_bare)
+                    hub_rates.append(n_hub / hub_s)
+                    bare_rates.append(n_bare / bare_s)
+            finally:
+                proc.terminate()
+                proc.wait()
+            report["hub_fans_per_s"] = [round(r) for r in hub_rates]
+            report["bare_fans_per_s"] = [round(r) for r in bare_rates]
+            report["ratio_hub_to_bare"] = round(max(hub_rates) / max(bare_rates), 3)
+            report["goal_ratio"] = 0.8
+        if sizes:
+            rss = {}
+            for n in sizes:
+                proc, url = start_sandbox(n)
+                try:
+                    rss[str(n)] = peak_rss(url, n, args.backend, tmp, args.page_size)
+                finally:
+                    proc.terminate()
+                    proc.wait()
+            report["peak_rss_kib"] = rss
+            report["rss_ratio_largest_to_smallest"] = round(rss[str(max(sizes))] / rss[str(min(sizes))], 3)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
