@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hub.adapter import Adapter
+from hub.adapter import Adapter, WebhookRequest
 from hub.errors import NotFound, PluginError
 from hub.plugins import PluginHost
 
@@ -36,6 +36,10 @@ class SandboxSpec:
 
     app: Any
     account: Mapping[str, Any]
+    sample_webhook: Callable[[], WebhookRequest] | None = None
+    """Optional: a fresh, correctly signed callback for ``account`` (a new message id each call),
+    used by the conformance kit to check that callbacks are accepted, forgeries rejected and
+    replays stored once."""
 
 
 SandboxFactory = Callable[[int, int, str], SandboxSpec]

@@ -13,15 +13,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from hub.events import FanUpserted, MessageReceived
 from hub.phones import PhoneVault
-from schemas import Fan, Message, Order, PointsEvent, Record
+from schemas import Direction, Fan, Message, Order, PointsEvent, Record
 from schemas.tables import FanRow, MessageRow, OrderRow, PointsEventRow, utcnow
 
-__all__ = ["UpsertResult", "upsert"]
+if TYPE_CHECKING:
+    from hub.plugins import PluginHost
+
+__all__ = ["UpsertResult", "announce", "upsert"]
 
 
 @dataclass
@@ -138,3 +142,14 @@ def _upsert_group(
         )
         conn.execute(stmt.execution_options(synchronize_session=False), params)
     return result
+
+
+def announce(host: PluginHost, result: UpsertResult) -> None:
+    """Tell ``track_event`` observers what an :func:`upsert` changed (call after the commit)."""
+    if not host.pm.hook.track_event.get_hookimpls():
+        return
+    for record, created in result.changed:
+        if isinstance(record, Fan):
+            host.emit(FanUpserted(fan=record, created=created))
+        elif isinstance(record, Message) and record.direction is Direction.INBOUND:
+            host.emit(MessageReceived(message=record))

@@ -24,12 +24,11 @@ from pydantic import ValidationError
 from hub.adapter import Page
 from hub.config import AccountSettings, Settings
 from hub.errors import HubError, PermanentError
-from hub.events import FanUpserted, MessageReceived
 from hub.plugins import PluginHost
 from hub.retry import RetryCounter
 from hub.runtime import AccountHandle, open_account
-from hub.store import UpsertResult, upsert
-from schemas import Capability, Direction, Fan, Message, Record
+from hub.store import UpsertResult, announce, upsert
+from schemas import Capability, Record
 from schemas.tables import SyncCheckpointRow, utcnow
 
 __all__ = ["STREAMS", "StreamSummary", "load_checkpoint", "sync_accounts", "sync_stream"]
@@ -109,16 +108,6 @@ async def _fetch(handle: AccountHandle, method: str, stream: str, cursor: str | 
     return _check_page(page, handle, stream)
 
 
-def _emit(host: PluginHost, result: UpsertResult) -> None:
-    if not host.pm.hook.track_event.get_hookimpls():
-        return
-    for record, created in result.changed:
-        if isinstance(record, Fan):
-            host.emit(FanUpserted(fan=record, created=created))
-        elif isinstance(record, Message) and record.direction is Direction.INBOUND:
-            host.emit(MessageReceived(message=record))
-
-
 async def sync_stream(
     handle: AccountHandle,
     engine: sa.Engine,
@@ -127,9 +116,11 @@ async def sync_stream(
     stream: str,
     *,
     full: bool = False,
+    max_pages: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> StreamSummary:
-    """Sync one stream of one open account to its end (or to the first error that is not retried)."""
+    """Sync one stream of one open account to its end, to ``max_pages`` pages, or to the first
+    error that is not retried."""
     capability, method = STREAMS[stream]
     account = handle.account
     summary = StreamSummary(account.platform, account.account_id, stream)
@@ -156,15 +147,16 @@ async def sync_stream(
             if following is not None and following == cursor:
                 raise PermanentError(f"{stream}: the cursor did not advance", platform=account.platform,
                                      account_id=account.account_id)
-            if following is not None:
+            more = max_pages is None or summary.pages + 1 < max_pages
+            if following is not None and more:
                 pending = asyncio.ensure_future(_fetch(handle, method, stream, following))
             try:
                 result = await asyncio.to_thread(commit, page)
             except BaseException:
-                if following is not None:
+                if following is not None and more:
                     pending.cancel()
                 raise
-            _emit(host, result)
+            announce(host, result)
             summary.pages += 1
             summary.inserted += result.inserted
             summary.updated += result.updated
@@ -174,6 +166,8 @@ async def sync_stream(
                 progress(account.platform, account.account_id, stream, summary.pages, len(page.items))
             if following is None:
                 summary.complete = True
+                break
+            if not more:
                 break
             cursor = following
     except HubError as exc:
@@ -198,6 +192,7 @@ async def sync_accounts(
     account_id: str | None = None,
     stream: str | None = None,
     full: bool = False,
+    max_pages: int | None = None,
     concurrency: int = 4,
     progress: ProgressCallback | None = None,
     **open_kwargs: Any,
@@ -213,7 +208,8 @@ async def sync_accounts(
             try:
                 async with open_account(host, settings, account, engine=engine, **open_kwargs) as handle:
                     for name in _streams_for(host, account, stream):
-                        out.append(await sync_stream(handle, engine, host, settings, name, full=full, progress=progress))
+                        out.append(await sync_stream(handle, engine, host, settings, name, full=full,
+                                                     max_pages=max_pages, progress=progress))
             except HubError as exc:
                 out.append(StreamSummary(account.platform, account.id, stream or "*", error=str(exc)))
             return out

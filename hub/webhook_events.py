@@ -22,11 +22,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hub.events import FanUpserted, MessageReceived
 from hub.phones import PhoneVault
 from hub.plugins import PluginHost
-from hub.store import UpsertResult, upsert
-from schemas import Direction, Fan, Message, Order, PointsEvent, Record
+from hub.store import UpsertResult, announce, upsert
+from schemas import Fan, Message, Order, PointsEvent, Record
 from schemas.tables import WebhookEventRow, utcnow
 
 __all__ = [
@@ -173,7 +172,7 @@ def apply_event(engine: sa.Engine, host: PluginHost, phones: PhoneVault, event_i
             )
         log.warning("webhook event %d failed: %s", event_id, type(exc).__name__)
         return None
-    _announce(host, result)
+    announce(host, result)
     log.info("webhook event %d processed: %d inserted, %d updated, %d unchanged",
              event_id, result.inserted, result.updated, result.unchanged)
     return result
@@ -181,14 +180,6 @@ def apply_event(engine: sa.Engine, host: PluginHost, phones: PhoneVault, event_i
 
 class _AlreadyApplied(Exception):
     pass
-
-
-def _announce(host: PluginHost, result: UpsertResult) -> None:
-    for record, created in result.changed:
-        if isinstance(record, Fan):
-            host.emit(FanUpserted(fan=record, created=created))
-        elif isinstance(record, Message) and record.direction is Direction.INBOUND:
-            host.emit(MessageReceived(message=record))
 
 
 def pending_events(engine: sa.Engine, *, platform: str | None = None, limit: int = 1000) -> list[int]:

@@ -253,7 +253,8 @@ class OutboxRow(_Stamped, table=True):
 
     ``target`` names what the item updates (``card:<member_id>``); for one target the items are
     sent in ``id`` order, and a newer pending item supersedes an older unsent one.
-    ``status`` is one of ``pending``, ``done``, ``dead``, ``superseded``.
+    ``status`` is one of ``pending``, ``sending`` (claimed by a drainer until ``available_at``),
+    ``done``, ``dead``, ``superseded``.
     """
 
     __tablename__ = "outbox"

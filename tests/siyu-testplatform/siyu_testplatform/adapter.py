@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 from typing import Any
 
 import httpx
@@ -10,7 +14,16 @@ from pydantic import SecretStr
 import hub
 from hub.auth import Token, TokenAuth, expires_in
 from hub.errormap import check_response, response_json
-from schemas import Account, Fan, Order, from_epoch_millis, from_epoch_seconds
+from schemas import Account, Fan, MemberCard, Order, from_epoch_millis, from_epoch_seconds
+
+SIGNATURE_HEADER = "x-testplat-signature"
+TIMESTAMP_HEADER = "x-testplat-timestamp"
+FRESHNESS_SECONDS = 300
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The callback signature: hex HMAC-SHA256 under the client secret of ``timestamp.body``."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 ERROR_CODES: dict[int, Any] = {
     1001: hub.TokenExpired,
@@ -42,7 +55,8 @@ class TestplatAdapter(hub.Adapter):
 
     platform = "testplat"
     default_base_url = "http://127.0.0.1:9"
-    capabilities = frozenset({hub.Capability.FANS, hub.Capability.ORDERS})
+    capabilities = frozenset({hub.Capability.FANS, hub.Capability.ORDERS, hub.Capability.CARDS,
+                              hub.Capability.WEBHOOKS})
     error_codes = ERROR_CODES
     rate_limits = {"*": (1000.0, 1.0)}
     auth_class = TestplatAuth
@@ -93,3 +107,27 @@ class TestplatAdapter(hub.Adapter):
             for item in data["orders"]
         ]
         return hub.Page(items=orders, next_cursor=data["next_cursor"] or None)
+
+    async def push_card(self, account: Account, card: MemberCard) -> hub.PushResult:
+        # absolute values: sending the same card twice leaves the platform in the same state
+        response = await self.client.post("/v1/cards", json={"card_no": card.card_no, "balance": card.balance,
+                                                              "level": card.level})
+        body = response_json(response, platform=self.platform)
+        return hub.PushResult(accepted=True, reference=str(body.get("revision")))
+
+    async def parse_webhook(self, account: Account, request: hub.WebhookRequest) -> hub.WebhookResult:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        timestamp = headers.get(TIMESTAMP_HEADER, "")
+        expected = sign(self.config.client_secret.get_secret_value(), timestamp, request.body)
+        if not hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, "")):
+            raise hub.WebhookRejected("bad signature", status_code=401)
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > FRESHNESS_SECONDS:
+            raise hub.WebhookRejected("stale or missing timestamp", status_code=400)
+        try:
+            event = json.loads(request.body)
+            fan = Fan(platform=self.platform, account_id=account.account_id, platform_uid=event["uid"],
+                      follow_state="following" if event["type"] == "follow" else "unfollowed")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise hub.WebhookRejected(f"malformed event ({type(exc).__name__})") from exc
+        return hub.WebhookResult(events=[fan], dedupe_key=str(event["event_id"]), body=b'{"ok":true}',
+                                 media_type="application/json")

@@ -4,7 +4,9 @@ Protocol
     ``POST /oauth/token`` (form ``client_id``, ``client_secret``) → ``{"code":0,"access_token","expires_in"}``.
     ``GET /v1/fans?cursor=&count=`` and ``GET /v1/orders?cursor=&count=`` with ``Authorization:
     Bearer <token>`` → ``{"code":0,"data":{"fans"|"orders":[…],"next_cursor":"…"}}``; an empty
-    ``next_cursor`` ends the list.  Body codes: 1001 token expired, 1002 rate limited,
+    ``next_cursor`` ends the list.  ``POST /v1/cards`` ``{"card_no","balance","level"}`` sets a
+    member card (absolute values).  Callbacks carry ``X-Testplat-Timestamp`` and
+    ``X-Testplat-Signature`` = hex HMAC-SHA256(client_secret, timestamp + "." + body).  Body codes: 1001 token expired, 1002 rate limited,
     2001 system busy, 4001 bad parameter, 4003 bad credentials.
 
 Faults (:class:`Faults`, settable at ``POST /_admin/faults``), decided by a seeded generator:
@@ -89,6 +91,7 @@ class State:
     stats: dict[str, int] = field(default_factory=dict)
     burst_left: int = 0
     recent: list[float] = field(default_factory=list)
+    cards: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
@@ -199,6 +202,21 @@ def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None) -
 
         return endpoint
 
+    async def push_card(request: Request) -> Response:
+        denied = authorised(request)
+        if denied is not None:
+            return denied
+        fault = await faulted(request)
+        if fault is not None:
+            return fault
+        body = json.loads(await request.body())
+        state.cards[body["card_no"]] = {"balance": body["balance"], "level": body["level"]}
+        state.count("card_pushes")
+        return JSONResponse({"code": 0, "revision": state.stats["card_pushes"]})
+
+    async def cards(request: Request) -> Response:
+        return JSONResponse(state.cards)
+
     async def set_faults(request: Request) -> Response:
         state.faults = Faults(**json.loads(await request.body()))
         return JSONResponse(asdict(state.faults))
@@ -211,6 +229,8 @@ def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None) -
         Route("/oauth/token", token, methods=["POST"]),
         Route("/v1/fans", listing("fans", pop.fans, pop.fan)),
         Route("/v1/orders", listing("orders", pop.orders, pop.order)),
+        Route("/v1/cards", push_card, methods=["POST"]),
+        Route("/_admin/cards", cards),
         Route("/_admin/faults", set_faults, methods=["POST"]),
         Route("/_admin/stats", stats),
     ])
@@ -222,10 +242,24 @@ def account_settings(base_url: str, account_id: str = "main") -> dict[str, Any]:
             "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
 
 
+def signed_follow(uid: str, *, event_id: str | None = None, follow: bool = True, at: int | None = None) -> Any:
+    """A correctly signed follow (or unfollow) callback, as the platform would deliver it."""
+    from hub.adapter import WebhookRequest
+    from siyu_testplatform.adapter import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+    body = json.dumps({"event_id": event_id or secrets.token_hex(8), "type": "follow" if follow else "unfollow",
+                       "uid": uid}).encode()
+    timestamp = str(at if at is not None else int(time.time()))
+    headers = {"content-type": "application/json", TIMESTAMP_HEADER: timestamp,
+               SIGNATURE_HEADER: sign(CLIENT_SECRET, timestamp, body)}
+    return WebhookRequest(method="POST", path="/", query={}, headers=headers, body=body)
+
+
 def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
     from hub.sandbox import SandboxSpec
 
-    return SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url))
+    return SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url),
+                       sample_webhook=lambda: signed_follow("u0000001"))
 
 
 def app_from_env() -> Starlette:
