@@ -22,7 +22,7 @@ from hub.cli.output import report_error
 from hub.cli.sandbox import sandbox
 from hub.cli.serve import serve
 from hub.errors import HubError
-from hub.plugins import load_plugins
+from hub.plugins import PluginHost, load_plugins
 
 __all__ = ["build_app", "main"]
 
@@ -62,13 +62,17 @@ def build_app(context: Context) -> typer.Typer:
     return app
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run ``siyu`` with ``argv``; returns the exit code."""
+def main(argv: list[str] | None = None, *, host: PluginHost | None = None) -> int:
+    """Run ``siyu`` with ``argv``; returns the exit code.
+
+    :param argv: the arguments (default: ``sys.argv[1:]``).
+    :param host: the plugins to use (default: load them from entry points); tests pass their own.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     context = Context(debug="--debug" in args or bool(os.environ.get("SIYU_DEBUG")))
     as_json = "--json" in args
     try:
-        context._host = load_plugins()
+        context._host = host or load_plugins()
         build_app(context)(args=args, prog_name="siyu")  # standalone: usage errors exit 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

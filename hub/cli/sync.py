@@ -27,6 +27,8 @@ def sync(
     account: str | None = typer.Option(None, "--account", help="Only this account id."),
     stream: str | None = typer.Option(None, "--stream", help=f"Only this stream ({', '.join(STREAMS)})."),
     full: bool = typer.Option(False, "--full", help="Start every stream from the beginning (nothing is duplicated)."),
+    max_pages: int | None = typer.Option(None, "--max-pages", min=1,
+                                         help="Stop each stream after this many pages (resumable)."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Accounts synced at once."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -56,10 +58,12 @@ def sync(
 
                 summaries = asyncio.run(sync_accounts(state.host, settings, engine, platform=platform,
                                                       account_id=account, stream=stream, full=full,
-                                                      concurrency=concurrency, progress=progress))
+                                                      max_pages=max_pages, concurrency=concurrency,
+                                                      progress=progress))
         else:
             summaries = asyncio.run(sync_accounts(state.host, settings, engine, platform=platform, account_id=account,
-                                                  stream=stream, full=full, concurrency=concurrency))
+                                                  stream=stream, full=full, max_pages=max_pages,
+                                                  concurrency=concurrency))
     finally:
         engine.dispose()
     failed = [s for s in summaries if s.error]

@@ -109,9 +109,13 @@ def test_siyu_sync_and_fans_commands_end_to_end(tmp_path, database_url, capsys):
                "accounts": [tp_account(url, page_size=50)]}
         config = tmp_path / "siyu.toml"
         config.write_text(toml_for(raw))
+        assert main(["--config", str(config), "sync", "--stream", "fans", "--max-pages", "1", "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert [(s["inserted"], s["complete"]) for s in doc["streams"]] == [(50, False)]
         assert main(["--config", str(config), "sync", "--platform", "testplat", "--json"]) == 0
         doc = json.loads(capsys.readouterr().out)
-        assert doc["ok"] and {s["stream"]: s["inserted"] for s in doc["streams"]} == {"fans": 120, "orders": 60}
+        assert doc["ok"] and {s["stream"]: s["inserted"] for s in doc["streams"]} == {"fans": 70, "orders": 60}
+        assert doc["streams"][0]["resumed"] is True
     assert main(["--config", str(config), "fans", "list", "--limit", "3", "--json"]) == 0
     fans = json.loads(capsys.readouterr().out)
     assert [f["platform_uid"] for f in fans] == ["u0000000", "u0000001", "u0000002"]
