@@ -8,7 +8,7 @@ import typer
 import uvicorn
 
 from hub.cli.context import get_context
-from hub.cli.output import err_console
+from hub.cli.output import JsonOption, emit, err_console
 from hub.webhooks import DEFAULT_MAX_BODY, create_app
 
 __all__ = ["serve"]
@@ -19,6 +19,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
     max_body: int = typer.Option(DEFAULT_MAX_BODY, "--max-body", min=1, help="Largest callback body, in bytes."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Receive platform callbacks at /webhooks/PLATFORM/ACCOUNT (and answer /healthz)."""
     state = get_context(ctx)
@@ -26,7 +27,9 @@ def serve(
     engine = state.engine()
     app = create_app(state.host, settings, engine, max_body=max_body)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    err_console.print(f"siyu serve: receiving callbacks on http://{host}:{port}/webhooks/PLATFORM/ACCOUNT")
+    url = f"http://{host}:{port}"
+    emit({"ok": True, "url": url, "webhooks": f"{url}/webhooks/PLATFORM/ACCOUNT", "healthz": f"{url}/healthz"},
+         as_json, lambda d: err_console.print(f"siyu serve: receiving callbacks on {d['webhooks']}"))
     try:
         # uvicorn's access log prints query strings (signatures, nonces, echo strings): the
         # receiver logs each callback itself, without them.
