@@ -1,8 +1,9 @@
 """Douyin 抖音: the built-in plugin for the ``douyin`` platform.
 
-Registered through the ``siyu`` entry-point group like any third-party plugin.  The adapter
-declares no capabilities yet: the platform's protocol is not implemented, and ``siyu plugins``
-says so rather than pretending otherwise.
+Registered through the ``siyu`` entry-point group like any third-party plugin.  The adapter reads
+an enterprise account's fans, sends private-message replies, verifies and parses the app's
+callbacks, and pushes unified points and levels to 抖音来客 member cards.  Wire facts and their
+sources: ``docs/platforms/douyin.md``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import hub
+from plugins.douyin.adapter import DouyinAdapter
 
-
-class DouyinAdapter(hub.Adapter):
-    """Douyin adapter (no capabilities implemented yet)."""
-
-    platform = "douyin"
-    default_base_url = "https://open.douyin.com"
-    capabilities = frozenset()
+__all__ = ["DouyinAdapter", "register_platforms"]
 
 
 @hub.hookimpl

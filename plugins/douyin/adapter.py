@@ -1,0 +1,251 @@
+"""The Douyin (抖音开放平台) adapter: fans, private messages, callbacks and 来客 member points.
+
+Every call carries the business account's user token in the ``access-token`` header (the 来客
+member API takes the app's ``client_token`` instead, see :class:`Config.member_token`) and, for
+user-scoped APIs, the account's ``open_id`` in the query string.  Every answer passes through
+:func:`plugins.douyin.wire.envelope_error` before the adapter reads it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+from pydantic import AwareDatetime, Field, SecretStr
+
+import hub
+from hub.auth import MemoryTokenStore
+from hub.errormap import response_json
+from plugins.douyin.auth import ClientTokenAuth, DouyinAuth
+from plugins.douyin.webhooks import parse_callback
+from plugins.douyin.wire import ERROR_CODES, as_int, envelope_error
+from schemas import Account, ContentType, Fan, FollowState, Gender, MemberCard, Message
+
+__all__ = ["FANS_CAP", "MEMBER_BATCH", "DouyinAdapter"]
+
+FANS_CAP = 5000
+"""The fans list returns at most this many fans of an account (documented limit)."""
+
+MEMBER_BATCH = 5
+"""``goodlife/v1/member/user/update`` takes at most this many members per call."""
+
+GENDERS = {1: Gender.MALE, 2: Gender.FEMALE}
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return bool(value)
+
+
+def _split_cursor(cursor: str | None) -> tuple[int, int]:
+    """Our cursor is ``"<Douyin cursor>:<fans read so far>"``; ``None`` starts at Douyin's 0."""
+    if not cursor:
+        return 0, 0
+    head, _, seen = cursor.partition(":")
+    return as_int(head), as_int(seen)
+
+
+class DouyinAdapter(hub.Adapter):
+    """Douyin 企业号: fans list, private messages, webhooks and 来客 member cards."""
+
+    platform = "douyin"
+    default_base_url = "https://open.douyin.com"
+    capabilities = frozenset({hub.Capability.FANS, hub.Capability.MESSAGES, hub.Capability.WEBHOOKS,
+                              hub.Capability.CARDS})
+    error_codes = ERROR_CODES
+    auth_class = DouyinAuth
+    sandbox = "plugins.douyin.sandbox:make_sandbox"
+
+    class Config(hub.AdapterConfig):
+        """An enterprise account (企业号) authorised to a Douyin app."""
+
+        client_key: str = Field(min_length=1)
+        client_secret: SecretStr
+        open_id: str = Field(min_length=1, description="the enterprise account's open_id")
+        access_token: SecretStr = Field(description="the user token (act.…) from authorising the app")
+        refresh_token: SecretStr = Field(description="the refresh token (rft.…) that came with it")
+        access_token_expires_at: AwareDatetime | None = Field(
+            default=None, description="when the configured access token expires; unknown: refresh first")
+        refresh_token_expires_at: AwareDatetime | None = Field(
+            default=None, description="when the configured refresh token expires; unknown: renew first")
+        renewals_used: int = Field(default=0, ge=0, le=5, description="renewals already spent on this grant")
+        renew_within_days: float = Field(default=16.0, gt=0, lt=30)
+        warn_renewals_left: int = Field(default=1, ge=0, le=5)
+        life_account_id: str | None = Field(default=None, description="the 来客 merchant id, for member cards")
+        member_token: Literal["client", "user"] = "client"
+        level_offset: int = Field(default=1, description="Douyin user_level = hub level + this, within 1..10")
+        page_size: int = Field(default=20, ge=1, le=1000)
+        reply_scene: str = "im_reply_msg"
+        reply_window_hours: float | None = Field(default=24.0, gt=0)
+        verify_challenge_signature: bool = True
+        fans_list_path: str = "/fans/list/"
+        im_send_path: str = "/im/send/msg/"
+        member_update_path: str = "/goodlife/v1/member/user/update/"
+        refresh_token_path: str = "/oauth/refresh_token/"
+        renew_refresh_token_path: str = "/oauth/renew_refresh_token/"
+        client_token_path: str = "/oauth/client_token/"
+
+    def __init__(self, *, config: hub.AdapterConfig, client: httpx.AsyncClient) -> None:
+        super().__init__(config=config, client=client)
+        self._client_auth: ClientTokenAuth | None = None
+
+    # -- envelope -----------------------------------------------------------------------------
+
+    def error_code(self, response: httpx.Response) -> tuple[Any, str] | None:
+        try:
+            body = response_json(response, platform=self.platform)
+        except hub.PermanentError:
+            if response.status_code >= 400:
+                return None  # an HTML error page: let the HTTP status decide
+            raise
+        return envelope_error(body)
+
+    def _data(self, response: httpx.Response) -> dict[str, Any]:
+        body = response_json(response, platform=self.platform)
+        data = body.get("data") if isinstance(body, dict) else None
+        return data if isinstance(data, dict) else {}
+
+    # -- fans ---------------------------------------------------------------------------------
+
+    async def fetch_fans(self, account: Account, cursor: str | None) -> hub.Page[Fan]:
+        config = self.config
+        position, seen = _split_cursor(cursor)
+        response = await self.client.get(
+            config.fans_list_path, params={"open_id": config.open_id, "cursor": position, "count": config.page_size})
+        data = self._data(response)
+        fans = [self._fan(account, item) for item in data.get("list") or ()]
+        seen += len(fans)
+        total = as_int(data.get("total"), default=-1)
+        notes: tuple[str, ...] = ()
+        if total > FANS_CAP or seen >= FANS_CAP:
+            count = f"{total:,}" if total >= 0 else "more than 5,000"
+            notes = (f"douyin {account.account_id}: Douyin lists at most {FANS_CAP:,} fans (this account has "
+                     f"{count}); the others reach the hub only through follow, message and member webhooks",)
+        if not _truthy(data.get("has_more")):
+            return hub.Page(items=fans, next_cursor=None, notes=notes)
+        following = as_int(data.get("cursor"))
+        if following == position and not fans:
+            raise hub.PermanentError("fans list: has_more without a new cursor", platform=self.platform,
+                                     account_id=account.account_id, endpoint=config.fans_list_path)
+        return hub.Page(items=fans, next_cursor=f"{following}:{seen}", notes=notes)
+
+    def _fan(self, account: Account, item: dict[str, Any]) -> Fan:
+        return Fan(
+            platform=self.platform, account_id=account.account_id, platform_uid=item["open_id"],
+            union_id=item.get("union_id") or None, nickname=item.get("nickname") or None,
+            avatar_url=item.get("avatar") or None, gender=GENDERS.get(as_int(item.get("gender")), Gender.UNKNOWN),
+            follow_state=FollowState.FOLLOWING,
+        )
+
+    # -- private messages ---------------------------------------------------------------------
+
+    def _message_content(self, message: Message) -> dict[str, Any]:
+        body = message.body
+        if message.content_type is ContentType.TEXT and body.get("text"):
+            return {"msg_type": 1, "text": {"text": str(body["text"])}}
+        if message.content_type is ContentType.IMAGE and body.get("media_id"):
+            return {"msg_type": 2, "image": {"media_id": str(body["media_id"])}}
+        if message.content_type is ContentType.CARD and body.get("card_template_id"):
+            card = {k: body[k] for k in ("card_template_id", "app_id", "path", "schema", "query") if k in body}
+            return {"msg_type": 10, "applet_card": card}
+        if message.content_type is ContentType.CARD and body.get("card_id"):
+            return {"msg_type": 8, "retain_consult_card": {"card_id": str(body["card_id"])}}
+        raise ValueError("Douyin sends text (body.text), image (body.media_id) or card (body.card_id, "
+                         "or body.card_template_id for a mini-program card) messages")
+
+    def _refusal(self, message: Message) -> str | None:
+        """Why the message cannot be sent as a reply, checked before calling Douyin."""
+        if not message.fan_uid or not message.conversation_id:
+            return "a Douyin reply needs the fan's open_id (fan_uid) and the conversation id"
+        scene = message.body.get("scene") or self.config.reply_scene
+        if scene.startswith("im_repl") and not message.body.get("reply_to"):
+            return "a reply needs body.reply_to: the server_message_id of the fan's message"
+        window, at = self.config.reply_window_hours, message.body.get("reply_to_at")
+        if window is not None and at:
+            received = datetime.fromisoformat(str(at))
+            if received.tzinfo is None:
+                return "body.reply_to_at must carry its time zone"
+            if datetime.now(UTC) - received > timedelta(hours=window):
+                return f"the fan wrote more than {window:g} h ago: outside the reply window"
+        return None
+
+    async def send_message(self, account: Account, message: Message) -> hub.PushResult:
+        refusal = self._refusal(message)
+        if refusal is None:
+            try:
+                content = self._message_content(message)
+            except ValueError as exc:
+                refusal = str(exc)
+        if refusal is not None:
+            return hub.PushResult(accepted=False, detail=refusal)
+        payload = {"msg_id": str(message.body.get("reply_to") or ""), "conversation_id": message.conversation_id,
+                   "to_user_id": message.fan_uid, "content": content,
+                   "scene": message.body.get("scene") or self.config.reply_scene}
+        try:
+            response = await self.client.post(self.config.im_send_path, params={"open_id": self.config.open_id},
+                                              json=payload)
+        except hub.PermanentError as exc:  # Douyin looked at the message and said no
+            return hub.PushResult(accepted=False, detail=f"Douyin refused the message: {exc}")
+        body = response_json(response, platform=self.platform)
+        reference = body.get("msg_id") or self._data(response).get("msg_id")
+        return hub.PushResult(accepted=True, reference=str(reference) if reference else None)
+
+    # -- 来客 member cards -----------------------------------------------------------------
+
+    def _member_auth(self, account: Account) -> Any:
+        if self.config.member_token == "user":
+            return httpx.USE_CLIENT_DEFAULT
+        if self._client_auth is None:
+            store = getattr(self.client.auth, "store", None) or MemoryTokenStore()
+            self._client_auth = ClientTokenAuth(self, store, f"{account.account_id}#client")
+        return self._client_auth
+
+    def _member(self, card: MemberCard, now: int) -> dict[str, Any]:
+        level = min(10, max(1, card.level + self.config.level_offset))
+        return {"open_id": card.card_no, "points_amount_cent": card.balance * 100, "user_level": level,
+                "update_time": now}
+
+    async def update_members(self, account: Account, cards: Sequence[MemberCard]) -> list[hub.PushResult]:
+        """Push absolute balances and levels in batches of at most five; one result per card.
+
+        Sending a card again sends the same totals, so a retry changes nothing on Douyin.
+
+        :param account: the account whose 来客 merchant the members belong to.
+        :param cards: the cards; ``card_no`` is the member's Douyin open_id.
+        """
+        merchant = self.config.life_account_id
+        if not merchant:
+            raise hub.PlatformConfigError("life_account_id is not configured: member cards cannot be updated",
+                                          platform=self.platform, account_id=account.account_id)
+        results: dict[int, hub.PushResult] = {}
+        sendable = []
+        for i, card in enumerate(cards):
+            if card.card_no:
+                sendable.append((i, card))
+            else:
+                results[i] = hub.PushResult(accepted=False, detail="the card has no Douyin open_id (card_no)")
+        for start in range(0, len(sendable), MEMBER_BATCH):
+            batch = sendable[start:start + MEMBER_BATCH]
+            now = int(time.time())
+            body = {"account_id": merchant, "members": [self._member(card, now) for _, card in batch]}
+            response = await self.client.post(self.config.member_update_path, json=body,
+                                              auth=self._member_auth(account))
+            reference = (response_json(response, platform=self.platform).get("extra") or {}).get("logid")
+            for i, _ in batch:
+                results[i] = hub.PushResult(accepted=True, reference=str(reference) if reference else None)
+        return [results[i] for i in range(len(cards))]
+
+    async def push_card(self, account: Account, card: MemberCard) -> hub.PushResult:
+        [result] = await self.update_members(account, [card])
+        return result
+
+    # -- callbacks ----------------------------------------------------------------------------
+
+    async def parse_webhook(self, account: Account, request: hub.WebhookRequest) -> hub.WebhookResult:
+        return parse_callback(account, request, client_secret=self.config.client_secret.get_secret_value(),
+                              own_open_id=self.config.open_id,
+                              verify_challenge=self.config.verify_challenge_signature)

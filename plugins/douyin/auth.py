@@ -1,0 +1,217 @@
+"""Douyin tokens: the enterprise account's user token (refreshed and renewed) and the app token.
+
+User token (``act.…``), seeded from what an operator configured after authorising the app:
+
+* ``POST /oauth/refresh_token/`` (form ``client_key``, ``grant_type=refresh_token``,
+  ``refresh_token``) gives a new access token for 15 days; the refresh token's expiry does not move.
+* ``POST /oauth/renew_refresh_token/`` (form ``client_key``, ``refresh_token``) gives a new
+  refresh token for 30 days and kills the old one.  Douyin allows **5** renewals; after that the
+  business user must authorise the app again.
+
+The hub's :class:`hub.auth.TokenAuth` refreshes the access token; this module adds the renewal
+step in front of it: when the refresh token would die within ``renew_within_days`` and renewals
+are left, it is renewed first, and the count of renewals is kept in ``Token.extra["renewals"]``
+(persisted with every rotation).  A warning is logged once few renewals remain, naming the date
+by which the operator must re-authorise.
+
+App token (``clt.…``, for the 来客 member APIs): ``POST /oauth/client_token/`` with a JSON body
+``{client_key, client_secret, grant_type: "client_credential"}``, valid 2 hours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+import hub
+from hub.auth import Token, TokenAuth, expires_in
+from hub.errormap import check_response, response_json
+from plugins.douyin.wire import as_int
+
+__all__ = ["RENEWAL_LIMIT", "ClientTokenAuth", "DouyinAuth", "renewals_left"]
+
+log = logging.getLogger("siyu.douyin")
+
+RENEWAL_LIMIT = 5
+"""How many times Douyin lets a refresh token be renewed before re-authorisation."""
+
+LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def renewals_left(token: Token | None) -> int:
+    """How many refresh-token renewals ``token`` has left."""
+    used = int((token.extra if token else {}).get("renewals", 0))
+    return max(0, RENEWAL_LIMIT - used)
+
+
+def _seed(refresh_token: str) -> str:
+    # identifies which operator-configured token a stored token descends from, without keeping it
+    return hashlib.sha256(refresh_token.encode()).hexdigest()[:16]
+
+
+def _data(adapter: Any, response: httpx.Response, account_id: str) -> dict[str, Any]:
+    check_response(adapter, response, account_id=account_id)
+    body = response_json(response, platform=adapter.platform, account_id=account_id)
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        raise hub.PermanentError("token answer without data", platform=adapter.platform, account_id=account_id,
+                                 endpoint=response.request.url.path)
+    return data
+
+
+class DouyinAuth(TokenAuth):
+    """The business account's user token, sent as the ``access-token`` header."""
+
+    # -- the hub's override points ---------------------------------------------------------
+
+    def initial_token(self) -> Token:
+        config = self.adapter.config
+        refresh = config.refresh_token.get_secret_value()
+        return Token(
+            access_token=config.access_token.get_secret_value(),
+            expires_at=config.access_token_expires_at or LONG_AGO,
+            refresh_token=refresh,
+            refresh_expires_at=config.refresh_token_expires_at,
+            extra={"renewals": config.renewals_used, "seed": _seed(refresh)},
+        )
+
+    def build_token_request(self, current: Token | None) -> httpx.Request:
+        token = current or self.initial_token()
+        config = self.adapter.config
+        return self.adapter.client.build_request(
+            "POST", config.refresh_token_path,
+            data={"client_key": config.client_key, "grant_type": "refresh_token",
+                  "refresh_token": token.refresh_token or ""},
+        )
+
+    def parse_token(self, response: httpx.Response, current: Token | None) -> Token:
+        data = _data(self.adapter, response, self.account_id)
+        previous = current or self.initial_token()
+        try:
+            lifetime = as_int(data.get("expires_in"))
+            refresh_lifetime = as_int(data.get("refresh_expires_in"), default=-1)
+            access = str(data["access_token"])
+        except (KeyError, ValueError) as exc:
+            raise hub.PermanentError(f"malformed token answer ({type(exc).__name__})", platform="douyin",
+                                     account_id=self.account_id) from None
+        token = Token(
+            access_token=access,
+            expires_at=expires_in(lifetime),
+            refresh_token=str(data.get("refresh_token") or previous.refresh_token or ""),
+            refresh_expires_at=expires_in(refresh_lifetime) if refresh_lifetime >= 0 else previous.refresh_expires_at,
+            extra=dict(previous.extra),
+        )
+        self._warn_if_running_out(token)
+        return token
+
+    def apply(self, request: httpx.Request, token: Token) -> None:
+        request.headers["access-token"] = token.access_token
+
+    # -- renewal -----------------------------------------------------------------------------
+
+    def needs_renewal(self, token: Token | None) -> bool:
+        """Whether the refresh token should be renewed before anything else is sent."""
+        if token is None or not token.refresh_token or renewals_left(token) == 0:
+            return False
+        if token.refresh_expires_at is None:  # unknown: renew once to learn it
+            return True
+        window = timedelta(days=self.adapter.config.renew_within_days)
+        return token.refresh_expires_at - datetime.now(UTC) < window
+
+    def build_renew_request(self, token: Token) -> httpx.Request:
+        config = self.adapter.config
+        return self.adapter.client.build_request(
+            "POST", config.renew_refresh_token_path,
+            data={"client_key": config.client_key, "refresh_token": token.refresh_token or ""},
+        )
+
+    def parse_renewal(self, response: httpx.Response, current: Token) -> Token:
+        data = _data(self.adapter, response, self.account_id)
+        try:
+            refresh = str(data["refresh_token"])
+            lifetime = as_int(data.get("expires_in"))
+        except (KeyError, ValueError) as exc:
+            raise hub.PermanentError(f"malformed renewal answer ({type(exc).__name__})", platform="douyin",
+                                     account_id=self.account_id) from None
+        extra = {**current.extra, "renewals": int(current.extra.get("renewals", 0)) + 1}
+        token = Token(access_token=current.access_token, expires_at=current.expires_at, refresh_token=refresh,
+                      refresh_expires_at=expires_in(lifetime), extra=extra)
+        log.info("douyin %s: refresh token renewed (%d of %d renewals left)", self.account_id,
+                 renewals_left(token), RENEWAL_LIMIT)
+        self._warn_if_running_out(token)
+        return token
+
+    def _warn_if_running_out(self, token: Token) -> None:
+        left = renewals_left(token)
+        if left > self.adapter.config.warn_renewals_left:
+            return
+        until = token.refresh_expires_at.date().isoformat() if token.refresh_expires_at else "an unknown date"
+        if left == 0:
+            log.warning("douyin %s: no refresh-token renewals left; the business user must authorise the app "
+                        "again before %s", self.account_id, until)
+        else:
+            log.warning("douyin %s: only %d refresh-token renewal(s) left; plan re-authorisation (the current "
+                        "refresh token expires %s)", self.account_id, left, until)
+
+    def _reseed(self, token: Token | None) -> Token | None:
+        """Prefer the configured token when the operator re-authorised since the stored one."""
+        seed = _seed(self.adapter.config.refresh_token.get_secret_value())
+        if token is not None and token.extra.get("seed") == seed:
+            return token
+        fresh = self.initial_token()
+        self.store.save(self.adapter.platform, self.account_id, fresh)
+        self._token = fresh
+        return fresh
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = self._reseed(await self._current())
+        if self.needs_renewal(token):
+            async with self._lock:
+                token = self._token
+                if self.needs_renewal(token):
+                    assert token is not None
+                    response = yield self.build_renew_request(token)
+                    await response.aread()
+                    self._store(self.parse_renewal(response, token))
+        flow = super().async_auth_flow(request)
+        outgoing = await flow.__anext__()
+        while True:
+            response = yield outgoing
+            try:
+                outgoing = await flow.asend(response)
+            except StopAsyncIteration:
+                return
+
+
+class ClientTokenAuth(TokenAuth):
+    """The app's ``client_token``, for APIs that want the app rather than the user (来客 members)."""
+
+    def build_token_request(self, current: Token | None) -> httpx.Request:
+        config = self.adapter.config
+        return self.adapter.client.build_request(
+            "POST", config.client_token_path,
+            json={"client_key": config.client_key, "client_secret": config.client_secret.get_secret_value(),
+                  "grant_type": "client_credential"},
+        )
+
+    def parse_token(self, response: httpx.Response, current: Token | None) -> Token:
+        try:
+            data = _data(self.adapter, response, self.account_id)
+        except hub.PlatformConfigError as exc:
+            if exc.code == 10020:  # for client_token, 10020 means more than 500 calls in 5 minutes
+                raise hub.RateLimited("client_token requested too often", retry_after=300.0, code=10020,
+                                      platform="douyin", account_id=self.account_id) from None
+            raise
+        try:
+            return Token(access_token=str(data["access_token"]), expires_at=expires_in(as_int(data.get("expires_in"))))
+        except (KeyError, ValueError) as exc:
+            raise hub.PermanentError(f"malformed client_token answer ({type(exc).__name__})", platform="douyin",
+                                     account_id=self.account_id) from None
+
+    def apply(self, request: httpx.Request, token: Token) -> None:
+        request.headers["access-token"] = token.access_token

@@ -1,0 +1,146 @@
+"""Douyin's wire conventions: the response envelope, the error table and the callback signature.
+
+Facts and their sources are in ``docs/platforms/douyin.md`` (and ``shared/platforms/wecom-douyin.md``
+part B).  In short:
+
+* OpenAPI answers ``{"data": {…, "error_code": 0, "description": ""}, "extra": {"error_code": 0,
+  "sub_error_code": 0, …}}``; OAuth answers ``{"data": {…, "error_code": 0}, "message": "success"}``.
+  A call succeeded only when ``data.error_code`` is 0 **and** any ``extra`` code is 0.  Codes (and
+  other numbers) sometimes arrive as strings (``"0"``, ``"86400"``), so they are parsed leniently.
+* Two families of codes are in use: the new ``28xxxxxx`` and the old ``2100xxx``/``2190xxx``, plus
+  the OAuth endpoints' ``100xx`` and a few ``extra.sub_error_code`` values.
+* A callback carries ``X-Douyin-Signature`` = lowercase hex SHA-1 of the client secret followed by
+  the raw body bytes, with no separator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+import hub
+
+__all__ = [
+    "ERROR_CODES",
+    "MSG_ID_HEADER",
+    "SIGNATURE_HEADER",
+    "as_int",
+    "envelope_error",
+    "sign_body",
+    "signature_matches",
+]
+
+SIGNATURE_HEADER = "x-douyin-signature"
+MSG_ID_HEADER = "msg-id"
+
+ERROR_CODES: dict[int, Any] = {
+    # general OpenAPI codes, new family (状态码排查工具, "通用状态码(新)")
+    28001005: hub.TransientError,  # 系统繁忙
+    28001006: hub.TransientError,  # 网络调用错误
+    28001007: hub.PermanentError,  # 参数不合法
+    28001008: hub.TokenExpired,  # access_token 过期
+    28001012: hub.PlatformConfigError,  # 用户未授权该 OpenAPI
+    28001014: hub.PlatformConfigError,  # 应用未授权任何能力
+    28001015: hub.PlatformConfigError,  # access_token 和 open_id 不匹配
+    28001016: hub.PlatformConfigError,  # 应用已被封禁或下线
+    28001017: hub.PermanentError,  # 未知 URI (a wrong path, e.g. a missing trailing slash)
+    28001018: hub.PlatformConfigError,  # 应用未获得该能力
+    28001019: hub.PlatformConfigError,  # 能力已被封禁或下线
+    28001020: hub.PlatformConfigError,  # 用户未绑定该测试应用
+    28001021: hub.PlatformConfigError,  # 测试应用已过期
+    28001042: hub.PlatformConfigError,  # isv_token 无此 scope 权限
+    28001045: hub.PermanentError,  # 用户已注销
+    28001046: hub.PermanentError,  # 用户已被封禁
+    28001047: hub.PermanentError,  # 用户为私密用户
+    28001052: hub.RateLimited,  # 风险控制: lower the frequency
+    28001056: hub.PlatformConfigError,  # 该能力 API 已下线
+    28003017: hub.PlatformConfigError,  # quota 已用完: retrying does not help until it resets
+    28003018: hub.RateLimited,  # 请求频率过高
+    28004020: hub.PlatformConfigError,  # 授权场景不支持的 scope
+    # general OpenAPI codes, old family ("通用状态码(旧)")
+    2100004: hub.TransientError,  # 系统繁忙
+    2100005: hub.PermanentError,  # 参数不合法
+    2100007: hub.PlatformConfigError,  # 无权限操作
+    2100009: hub.PermanentError,  # 用户被禁封使用该操作
+    2190001: hub.PlatformConfigError,  # quota 已用完
+    2190002: hub.TokenExpired,  # access_token 无效: refresh once, then give up
+    2190004: hub.PlatformConfigError,  # 应用未获得该能力
+    2190008: hub.TokenExpired,  # access_token 过期
+    # OAuth endpoints (/oauth/refresh_token/, /oauth/renew_refresh_token/, /oauth/client_token/)
+    10002: hub.PermanentError,  # 参数错误
+    10003: hub.PlatformConfigError,  # client_key 不存在
+    10004: hub.PlatformConfigError,  # 权限不足 (e.g. no renew_refresh_token scope)
+    10005: hub.PermanentError,  # 缺少参数
+    10008: hub.TokenExpired,  # access_token 过期 (cited by SDK docs)
+    10010: hub.PlatformConfigError,  # refresh_token 过期: the operator must re-authorise
+    10013: hub.PlatformConfigError,  # client_key / client_secret 错误
+    10020: hub.PlatformConfigError,  # 超过刷新次数限制 (client_token: see auth.ClientTokenAuth)
+    # extra.sub_error_code values that stand alone
+    11002: hub.TokenExpired,  # AccessToken 非法
+    12001: hub.RateLimited,  # 访问过于频繁
+}
+"""Douyin body codes → hub errors.  Every code comes from the research file, part B1/B6."""
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    """A number Douyin may send as ``12``, ``"12"`` or ``12.0``; ``default`` when absent or empty.
+
+    :param value: the field's value.
+    :param default: what an absent (``None`` or ``""``) value means.
+    :raises ValueError: for anything else that is not a whole number.
+    """
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    raise ValueError(f"not a whole number: {type(value).__name__}")
+
+
+def _code(section: Any, key: str) -> int:
+    if not isinstance(section, Mapping):
+        return 0
+    try:
+        return as_int(section.get(key))
+    except ValueError:
+        return -1  # a code we cannot read is not a success
+
+
+def envelope_error(body: Any) -> tuple[int, str] | None:
+    """The ``(code, description)`` of a failed Douyin answer, or ``None`` when it succeeded.
+
+    ``data.error_code`` is looked at first, then ``extra.error_code``, then
+    ``extra.sub_error_code`` (which some endpoints set alone).
+
+    :param body: the parsed JSON body.
+    """
+    if not isinstance(body, Mapping):
+        return (-1, "the answer is not a JSON object")
+    data, extra = body.get("data"), body.get("extra")
+    for section, key, text in ((data, "error_code", "description"), (extra, "error_code", "description"),
+                               (extra, "sub_error_code", "sub_description")):
+        code = _code(section, key)
+        if code != 0:
+            assert isinstance(section, Mapping)
+            return code, str(section.get(text) or "")
+    return None
+
+
+def sign_body(client_secret: str, body: bytes) -> str:
+    """``X-Douyin-Signature`` for ``body``: hex SHA-1 of the secret's UTF-8 bytes then the body."""
+    return hashlib.sha1(client_secret.encode() + body).hexdigest()
+
+
+def signature_matches(client_secret: str, body: bytes, signature: str | None) -> bool:
+    """Whether ``signature`` signs ``body``, compared in constant time (hex case ignored)."""
+    if not signature:
+        return False
+    given = signature.strip().lower().encode("ascii", "replace")
+    return hmac.compare_digest(sign_body(client_secret, body).encode(), given)
