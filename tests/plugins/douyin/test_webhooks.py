@@ -1,0 +1,159 @@
+"""Douyin callbacks: verified on the raw bytes first, then parsed (content parsed a second time)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+import hub
+from plugins.douyin import DouyinAdapter
+from schemas import Account, ContentType, Direction, Fan, FollowState, Message
+
+SECRET = "dy-secret-for-callbacks"
+OWN = "ent-open-id"
+ACCOUNT = Account(platform="douyin", account_id="ent")
+
+
+def adapter(**overrides) -> DouyinAdapter:
+    options = {"client_key": "awkey", "client_secret": SECRET, "open_id": OWN, "access_token": "act.x",
+               "refresh_token": "rft.x", **overrides}
+    return DouyinAdapter(config=DouyinAdapter.Config(**options), client=None)  # type: ignore[arg-type]
+
+
+def request(body: bytes, *, signature: str | None = "compute", msg_id: str | None = "msg-1", method: str = "POST"):
+    headers = {"Content-Type": "application/json"}
+    if signature == "compute":
+        signature = hashlib.sha1(SECRET.encode() + body).hexdigest()
+    if signature is not None:
+        headers["X-Douyin-Signature"] = signature
+    if msg_id is not None:
+        headers["Msg-Id"] = msg_id
+    return hub.WebhookRequest(method=method, path="/webhooks/douyin/ent", query={}, headers=headers, body=body)
+
+
+def envelope(event: str, content, *, sender: str = "fan-1", receiver: str = OWN) -> bytes:
+    return json.dumps({"event": event, "from_user_id": sender, "to_user_id": receiver, "client_key": "awkey",
+                       "content": content if isinstance(content, dict) and event == "verify_webhook"
+                       else json.dumps(content, ensure_ascii=False), "log_id": "L1"}, ensure_ascii=False).encode()
+
+
+async def parse(body: bytes, **kw) -> hub.WebhookResult:
+    return await adapter().parse_webhook(ACCOUNT, request(body, **kw))
+
+
+async def test_the_challenge_is_echoed_when_signed_with_the_hand_computed_digest():
+    body = b'{"event":"verify_webhook","client_key":"","content":{"challenge":12345}}'
+    digest = hashlib.sha1(b"dy-secret-for-callbacks" + body).hexdigest()
+    result = await parse(body, signature=digest, msg_id=None)
+    assert json.loads(result.body) == {"challenge": 12345} and result.status_code == 200
+    assert result.media_type == "application/json" and result.events == () and result.dedupe_key is None
+
+
+@pytest.mark.parametrize("signature", [None, "", "0" * 40, "not-hex", hashlib.sha1(b"other" + b"x").hexdigest()])
+async def test_a_missing_or_forged_signature_is_rejected_before_parsing(signature):
+    body = b"this is not even JSON"  # parsing would fail with 400: the 401 proves the order
+    with pytest.raises(hub.WebhookRejected) as caught:
+        await parse(body, signature=signature if signature is not None else None)
+    assert caught.value.status_code == 401
+
+
+async def test_a_one_byte_changed_body_is_rejected():
+    body = envelope("im_receive_msg", {"server_message_id": "s1"})
+    good = hashlib.sha1(SECRET.encode() + body).hexdigest()
+    tampered = body.replace(b"s1", b"s2")
+    with pytest.raises(hub.WebhookRejected) as caught:
+        await parse(tampered, signature=good)
+    assert caught.value.status_code == 401
+
+
+async def test_a_get_is_refused_and_a_signed_non_event_is_a_400():
+    with pytest.raises(hub.WebhookRejected) as caught:
+        await parse(b"{}", method="GET")
+    assert caught.value.status_code == 405
+    for body in (b"{not json", b'["event"]', b'{"no_event": 1}'):
+        with pytest.raises(hub.WebhookRejected) as caught:
+            await parse(body)
+        assert caught.value.status_code == 400
+
+
+async def test_an_unsigned_challenge_is_echoed_only_when_configured():
+    body = envelope("verify_webhook", {"challenge": 777}, sender="")
+    with pytest.raises(hub.WebhookRejected):
+        await parse(body, signature=None)
+    lenient = adapter(verify_challenge_signature=False)
+    result = await lenient.parse_webhook(ACCOUNT, request(body, signature=None))
+    assert json.loads(result.body) == {"challenge": 777}
+    other = envelope("im_receive_msg", {})
+    with pytest.raises(hub.WebhookRejected):  # only the challenge is exempt
+        await lenient.parse_webhook(ACCOUNT, request(other, signature=None))
+
+
+IM = {"conversation_short_id": "conv-9", "server_message_id": "7255", "conversation_type": 1,
+      "message_type": "text", "text": "还有货吗", "source": "", "create_time": 1700000000123,
+      "user_infos": [{"open_id": "fan-1", "nick_name": "小明", "avatar": "https://a/1.jpeg"},
+                     {"open_id": OWN, "nick_name": "品牌号", "avatar": "https://a/0.jpeg"}]}
+
+
+async def test_a_received_message_keeps_its_conversation_for_the_reply():
+    result = await parse(envelope("im_receive_msg", IM), msg_id="m-42")
+    message, fan = result.events
+    assert isinstance(message, Message) and isinstance(fan, Fan)
+    assert (message.platform_msg_id, message.conversation_id, message.fan_uid) == ("7255", "conv-9", "fan-1")
+    assert message.direction is Direction.INBOUND and message.content_type is ContentType.TEXT
+    assert message.body == {"message_type": "text", "text": "还有货吗", "conversation_type": 1}
+    assert message.sent_at == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)  # milliseconds
+    assert (fan.platform_uid, fan.nickname, fan.avatar_url) == ("fan-1", "小明", "https://a/1.jpeg")
+    assert fan.model_fields_set == {"platform", "account_id", "platform_uid", "nickname", "avatar_url"}
+    assert result.dedupe_key == "m-42" and result.status_code == 200 and result.body == b""
+
+
+async def test_a_sent_message_is_outbound_to_the_receiver():
+    content = {**IM, "message_type": "image", "text": "", "source": "awkey", "user_infos": []}
+    result = await parse(envelope("im_send_msg", content, sender=OWN, receiver="fan-7"))
+    [message] = result.events
+    assert message.direction is Direction.OUTBOUND and message.fan_uid == "fan-7"
+    assert message.content_type is ContentType.IMAGE and message.body == {
+        "message_type": "image", "source": "awkey", "conversation_type": 1}
+
+
+async def test_a_follow_sets_the_follow_state_only():
+    result = await parse(envelope("new_follow_action", {"action_type": 1, "action_time": "1700000000"}))
+    [fan] = result.events
+    assert fan.follow_state is FollowState.FOLLOWING and fan.followed_at == datetime(2023, 11, 14, 22, 13, 20,
+                                                                                     tzinfo=UTC)
+    assert fan.model_fields_set == {"platform", "account_id", "platform_uid", "follow_state", "followed_at"}
+
+
+async def test_a_member_join_brings_the_phone_as_an_identity_key_and_raw_keeps_no_phone():
+    content = {"account_id": "7000", "open_id": "fan-3", "mobile": "13800138000"}
+    result = await parse(envelope("life_member_join", content))
+    [fan] = result.events
+    assert fan.platform_uid == "fan-3" and fan.phone == "+8613800138000"
+    assert result.raw["event"] == "life_member_join" and "mobile" not in result.raw["content"]
+    assert "13800138000" not in json.dumps(result.raw)
+
+
+async def test_a_member_join_with_an_odd_phone_keeps_the_member(caplog):
+    caplog.set_level(logging.INFO, "siyu.douyin")
+    result = await parse(envelope("life_member_join", {"account_id": "7000", "mobile": "+1 555 0100"}))
+    [fan] = result.events
+    assert fan.platform_uid == "fan-1" and fan.phone is None
+    assert "555" not in caplog.text
+
+
+@pytest.mark.parametrize("event", ["authorize", "unauthorize", "life_member_leave", "create_video", "brand_new"])
+async def test_events_without_records_are_kept_under_their_msg_id(event):
+    result = await parse(envelope(event, {"scopes": ["im.direct_message"], "mobile": "13800138000"}),
+                         msg_id=f"id-{event}")
+    assert result.events == [] and result.dedupe_key == f"id-{event}" and result.status_code == 200
+    assert result.raw["event"] == event and result.raw["content"] == {"scopes": ["im.direct_message"]}
+
+
+async def test_a_known_event_missing_its_fields_is_acknowledged_without_records(caplog):
+    result = await parse(envelope("im_receive_msg", {"text": "no ids"}), msg_id="m-odd")
+    assert result.events == [] and result.dedupe_key == "m-odd"
+    assert "im_receive_msg event not understood" in caplog.text and "no ids" not in caplog.text
