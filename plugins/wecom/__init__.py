@@ -1,8 +1,9 @@
 """WeCom 企业微信: the built-in plugin for the ``wecom`` platform.
 
-Registered through the ``siyu`` entry-point group like any third-party plugin.  The adapter
-declares no capabilities yet: the platform's protocol is not implemented, and ``siyu plugins``
-says so rather than pretending otherwise.
+Registered through the ``siyu`` entry-point group like any third-party plugin.  It reads a
+corp's customers (external contacts) with their staff relations and tags, sends mass-send
+tasks and welcome messages, and takes the corp's encrypted callbacks.  See
+``docs/platforms/wecom.md``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import hub
+from plugins.wecom.adapter import WeComAdapter, WeComAuth
 
-
-class WeComAdapter(hub.Adapter):
-    """WeCom adapter (no capabilities implemented yet)."""
-
-    platform = "wecom"
-    default_base_url = "https://qyapi.weixin.qq.com"
-    capabilities = frozenset()
+__all__ = ["WeComAdapter", "WeComAuth", "register_platforms"]
 
 
 @hub.hookimpl

@@ -1,0 +1,110 @@
+"""WeCom customers (external contacts) as canonical fans.
+
+One customer is one :class:`schemas.Fan` keyed by ``external_userid``; each staff member who
+follows the customer is one :class:`schemas.FollowRelation` (``follow_user`` in
+``externalcontact/get``, ``follow_info`` in ``batch/get_by_user``).  Relations the platform no
+longer lists, and relations a ``del_*`` callback ended, carry ``ended_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from schemas import Fan, FollowRelation, FollowState, Gender, from_epoch_seconds, normalise_phone
+
+__all__ = ["GENDERS", "TagNames", "fan_from_contact", "first_phone", "relation", "tag_names_of"]
+
+GENDERS = {0: Gender.UNKNOWN, 1: Gender.MALE, 2: Gender.FEMALE}
+"""``external_contact.gender``: 0 unknown, 1 male, 2 female."""
+
+TagNames = Mapping[str, str]
+"""Corp tag id → tag name, from ``externalcontact/get_corp_tag_list``."""
+
+
+def _tag_ids(follow: Mapping[str, Any]) -> list[str]:
+    if "tag_id" in follow:  # batch/get_by_user: ids only
+        return [str(t) for t in follow.get("tag_id") or []]
+    return [str(t["tag_id"]) for t in follow.get("tags") or [] if t.get("tag_id")]  # externalcontact/get
+
+
+def tag_names_of(follow: Mapping[str, Any], names: TagNames) -> list[str]:
+    """The tag names of one relation: from the corp tag list, else from the tag objects themselves."""
+    inline = {str(t.get("tag_id")): t.get("tag_name") for t in follow.get("tags") or []}
+    out = []
+    for tag_id in _tag_ids(follow):
+        name = names.get(tag_id) or inline.get(tag_id)
+        if name:
+            out.append(name)
+    return out
+
+
+def relation(follow: Mapping[str, Any]) -> FollowRelation:
+    """One staff member's follow relation, active (``ended_at`` explicitly ``None``)."""
+    created = follow.get("createtime")
+    return FollowRelation(
+        staff_id=follow["userid"],
+        followed_at=from_epoch_seconds(created) if created else None,
+        remark=follow.get("remark") or None,
+        tag_ids=_tag_ids(follow),
+        add_way=follow.get("add_way"),
+        state=follow.get("state") or None,
+        ended_at=None,
+    )
+
+
+def first_phone(follows: Iterable[Mapping[str, Any]]) -> str | None:
+    """The first remark mobile, over the relations in order, that is a mainland mobile number."""
+    for follow in follows:
+        for mobile in follow.get("remark_mobiles") or []:
+            try:
+                return normalise_phone(mobile)
+            except ValueError:
+                continue
+    return None
+
+
+def fan_from_contact(
+    account_id: str,
+    contact: Mapping[str, Any],
+    follows: list[Mapping[str, Any]],
+    names: TagNames,
+    *,
+    ended: Iterable[FollowRelation] = (),
+    platform: str = "wecom",
+) -> Fan:
+    """The fan of one customer with its relations.
+
+    :param account_id: the hub account.
+    :param contact: ``external_contact`` as the platform sent it.
+    :param follows: the customer's active relations (``follow_user`` / ``follow_info`` items).
+    :param names: corp tag id → name.
+    :param ended: relations known to have ended (from a callback), kept with their ``ended_at``.
+    :param platform: the platform name.
+    """
+    follows = sorted(follows, key=lambda f: f["userid"])
+    active = [relation(f) for f in follows]
+    active_ids = {r.staff_id for r in active}
+    relations = active + [r for r in ended if r.staff_id not in active_ids]
+    tags: list[str] = []
+    for follow in follows:
+        tags += [n for n in tag_names_of(follow, names) if n not in tags]
+    times = [r.followed_at for r in active if r.followed_at is not None]
+    ended_times: list[datetime] = [r.ended_at for r in relations if r.ended_at is not None]
+    following = bool(active)
+    return Fan(
+        platform=platform,
+        account_id=account_id,
+        platform_uid=contact["external_userid"],
+        union_id=contact.get("unionid") or None,
+        phone=first_phone(follows),
+        nickname=contact.get("name") or None,
+        avatar_url=contact.get("avatar") or None,
+        gender=GENDERS.get(contact.get("gender", 0), Gender.UNKNOWN),
+        follow_state=FollowState.FOLLOWING if following else FollowState.UNFOLLOWED,
+        followed_at=min(times) if times else None,
+        unfollowed_at=None if following or not ended_times else max(ended_times),
+        tags=tags,
+        follows=relations,
+    )

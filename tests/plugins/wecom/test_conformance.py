@@ -1,0 +1,8 @@
+"""The hub's conformance kit against the WeCom sandbox."""
+
+from hub.testing import AdapterConformance
+
+
+class TestWeComConformance(AdapterConformance):
+    platform = "wecom"
+    fans = 400
