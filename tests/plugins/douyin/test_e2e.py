@@ -1,0 +1,198 @@
+"""Douyin end to end over loopback: the sandbox, ``siyu sync``, the receiver, ``siyu serve``, the outbox."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from hub.cli import main
+from hub.config import parse_settings
+from hub.outbox import Drainer, enqueue
+from hub.plugins import load_plugins
+from hub.sync import sync_accounts
+from hub.testing import free_port, serve_asgi
+from hub.webhooks import create_app
+from plugins.douyin.sandbox import CLIENT_SECRET, OPEN_ID, account_settings, event_body, make_app, signed_headers
+from schemas.tables import FanRow, MessageRow, TokenRow, WebhookEventRow
+from tests.hub.sandboxes import toml_for
+
+HOST = load_plugins()
+ROOT = Path(__file__).resolve().parents[3]
+PHONE_KEY = "test-phone-key-0123456789abcdef"
+FAST = {"attempts": 6, "initial_wait": 0.01, "max_wait": 0.05, "jitter": 0.0}
+
+
+def account(url: str, **extra) -> dict:
+    return {**account_settings(url), "rate_limits": {"*": [10000, 1]}, **extra}
+
+
+def settings_for(database_url: str, *accounts: dict):
+    raw = {"database": {"url": database_url}, "security": {"phone_key": PHONE_KEY}, "retry": FAST,
+           "accounts": list(accounts)}
+    return parse_settings(raw, HOST)
+
+
+def rows(engine, table, **where):
+    t = table.__table__
+    query = sa.select(t)
+    for k, v in where.items():
+        query = query.where(t.c[k] == v)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def test_siyu_sync_stops_at_the_documented_cap_and_says_so(tmp_path, database_url, engine, capsys):
+    with serve_asgi(make_app(5100)) as url:
+        raw = {"database": {"url": database_url}, "security": {"phone_key": PHONE_KEY},
+               "accounts": [account(url, page_size=1000)]}
+        config = tmp_path / "siyu.toml"
+        config.write_text(toml_for(raw))
+        assert main(["--config", str(config), "sync", "--platform", "douyin", "--json"]) == 0
+        stats = httpx.get(f"{url}/_admin/stats").json()
+    doc = json.loads(capsys.readouterr().out)
+    [fans] = doc["streams"]
+    assert (fans["stream"], fans["inserted"], fans["complete"], fans["pages"]) == ("fans", 5000, True, 5)
+    assert any("at most 5,000" in n and "5,100" in n for n in fans["notes"])
+    assert stats["fans_pages"] == 5 and stats["refresh_requests"] == 1 and stats["renew_requests"] == 1
+    [token] = rows(engine, TokenRow, platform="douyin", account_id="ent")
+    # the configured expiries were unknown: renewed once, refreshed once, both persisted
+    assert token["refresh_token"].startswith("rft.") and token["refresh_token"] != "rft.sandbox-0"
+    assert token["access_token"] != "act.sandbox-0" and token["extra"]["renewals"] == 1
+    [fan] = rows(engine, FanRow, platform_uid="fan-0-000002")
+    assert fan["union_id"] == "union-0-000002" and fan["nickname"] == "抖音用户2"
+
+
+async def test_tokens_expire_rotate_and_run_out_of_renewals(database_url, engine, caplog):
+    caplog.set_level(logging.INFO, "siyu")
+    with serve_asgi(make_app(30)) as url:
+        settings = settings_for(database_url, account(url, page_size=20))
+
+        async def one_sync():
+            [summary] = await sync_accounts(HOST, settings, engine, stream="fans")
+            return summary
+
+        assert (await one_sync()).error is None
+        renewals = [rows(engine, TokenRow)[0]["extra"]["renewals"]]
+        for _ in range(6):  # 15 days pass between syncs: the access token dies every time
+            httpx.post(f"{url}/_admin/clock", json={"advance": 15 * 86400})
+            summary = await one_sync()
+            renewals.append(rows(engine, TokenRow)[0]["extra"]["renewals"])
+            if summary.error:
+                break
+        grants = httpx.get(f"{url}/_admin/grants").json()
+    assert renewals[:6] == [1, 2, 3, 4, 5, 5], renewals
+    assert summary.error and "10010" in summary.error  # the last grant ran out: re-authorise
+    assert [g["renewals"] for g in grants.values()] == [5]
+    assert "only 1 refresh-token renewal(s) left" in caplog.text and "no refresh-token renewals left" in caplog.text
+    assert "rft." not in caplog.text and "act." not in caplog.text and CLIENT_SECRET not in caplog.text
+
+
+def message_content(n: int, fan: str = "fan-0-000001") -> dict:
+    return {"conversation_short_id": f"conv-{fan}", "server_message_id": f"srv-{n}", "conversation_type": 1,
+            "message_type": "text", "text": f"第{n}条", "create_time": 1_700_000_000_000 + n,
+            "user_infos": [{"open_id": fan, "nick_name": "粉丝一号", "avatar": "https://x/a.jpeg"}]}
+
+
+def test_signed_deliveries_through_the_receiver_are_stored_once(database_url, engine):
+    with serve_asgi(make_app(10)) as sandbox:
+        settings = settings_for(database_url, account(sandbox))
+        app = create_app(HOST, settings, engine, apply_pending_on_start=False)
+        with serve_asgi(app) as hub_url:
+            target = f"{hub_url}/webhooks/douyin/ent"
+            assert httpx.post(f"{sandbox}/_admin/verify", json={"url": target, "challenge": 424242}).json() == {
+                "ok": True, "status": 200}
+            order = {"url": target, "event": "im_receive_msg", "from_user_id": "fan-0-000001", "msg_id": "m-1",
+                     "content": message_content(1)}
+            first = httpx.post(f"{sandbox}/_admin/deliver", json=order).json()
+            again = httpx.post(f"{sandbox}/_admin/deliver", json=order).json()  # Douyin retries
+            follow = httpx.post(f"{sandbox}/_admin/deliver", json={
+                "url": target, "event": "new_follow_action", "from_user_id": "fan-0-000005", "msg_id": "m-2",
+                "content": {"action_type": 1, "action_time": 1_700_000_100}}).json()
+            body = event_body("im_receive_msg", message_content(3), from_user_id="fan-0-000001")
+            forged = httpx.post(target, content=body, headers=signed_headers(body, msg_id="m-3", secret="wrong"))
+            tampered = httpx.post(target, content=body.replace("第3条".encode(), "第4条".encode()),
+                                  headers=signed_headers(body, msg_id="m-4"))
+            assert len(rows(engine, WebhookEventRow)) == 2  # stored before the answer
+        # leaving the block waits for the work done after answering
+    assert [first["status"], again["status"], follow["status"]] == [200, 200, 200]
+    assert (forged.status_code, tampered.status_code) == (401, 401)
+    events = rows(engine, WebhookEventRow)
+    assert sorted((e["dedupe_key"], e["status"]) for e in events) == [("m-1", "processed"), ("m-2", "processed")]
+    [message] = rows(engine, MessageRow)
+    assert (message["platform_msg_id"], message["conversation_id"], message["fan_uid"]) == (
+        "srv-1", "conv-fan-0-000001", "fan-0-000001")
+    fans = {f["platform_uid"]: f for f in rows(engine, FanRow)}
+    assert fans["fan-0-000001"]["nickname"] == "粉丝一号" and fans["fan-0-000005"]["follow_state"] == "following"
+
+
+async def test_the_outbox_pushes_cards_and_replies_through_the_sandbox(database_url, engine):
+    with serve_asgi(make_app(10)) as url:
+        settings = settings_for(database_url, account(url))
+        reply = {"platform": "douyin", "account_id": "ent", "platform_msg_id": "out-1", "conversation_id": "conv-9",
+                 "fan_uid": "fan-0-000001", "direction": "outbound", "content_type": "text",
+                 "body": {"reply_to": "srv-1", "text": "欢迎回来"}, "sent_at": "2026-01-01T00:00:00+00:00"}
+        with engine.begin() as conn:
+            for balance in (40, 75):  # the second supersedes the first
+                enqueue(conn, platform="douyin", account_id="ent", kind="card_update", target="card:1",
+                        payload={"member_id": 1, "card_no": "fan-0-000001", "balance": balance, "level": 2})
+            enqueue(conn, platform="douyin", account_id="ent", kind="message", target="conv:conv-9", payload=reply)
+        summary = await Drainer(engine, HOST, settings).drain()
+        members = httpx.get(f"{url}/_admin/members").json()
+        messages = httpx.get(f"{url}/_admin/messages").json()
+    assert summary.sent == 2 and summary.dead == 0
+    assert members["members"] == {"fan-0-000001": {"points_amount_cent": 7500, "user_level": 3}}
+    assert len(members["updates"]) == 1
+    [sent] = messages
+    assert (sent["open_id"], sent["to_user_id"], sent["msg_id"], sent["content"]) == (
+        OPEN_ID, "fan-0-000001", "srv-1", {"msg_type": 1, "text": {"text": "欢迎回来"}})
+
+
+def test_siyu_serve_receives_douyin_callbacks(tmp_path, database_url, engine):
+    port = free_port()
+    with serve_asgi(make_app(10)) as sandbox:
+        raw = {"database": {"url": database_url}, "security": {"phone_key": PHONE_KEY}, "accounts": [account(sandbox)]}
+        config = tmp_path / "siyu.toml"
+        config.write_text(toml_for(raw))
+        env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "siyu"), "--config", str(config), "serve", "--port", str(port)],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            hub_url = f"http://127.0.0.1:{port}"
+            while True:
+                assert proc.poll() is None, proc.stderr.read()
+                try:
+                    if httpx.get(f"{hub_url}/healthz").json() == {"ok": True}:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            target = f"{hub_url}/webhooks/douyin/ent"
+            order = {"url": target, "event": "life_member_join", "from_user_id": "fan-0-000007", "msg_id": "join-1",
+                     "content": {"account_id": "7000000000000001", "open_id": "fan-0-000007",
+                                 "mobile": "13900139000"}}
+            answers = [httpx.post(f"{sandbox}/_admin/deliver", json=order).json()["status"] for _ in range(2)]
+            verified = httpx.post(f"{sandbox}/_admin/verify", json={"url": target}).json()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            finally:
+                proc.kill()
+    log_text = proc.stderr.read()
+    assert answers == [200, 200] and verified["ok"]
+    assert "stored as event" in log_text and "a re-delivery" in log_text
+    for secret in ("13900139000", CLIENT_SECRET, "rft.", "act."):
+        assert secret not in log_text
+    [event] = rows(engine, WebhookEventRow)
+    assert event["dedupe_key"] == "join-1" and event["status"] == "processed"
+    assert "13900139000" not in json.dumps(event["payload"], ensure_ascii=False)
+    [fan] = rows(engine, FanRow, platform_uid="fan-0-000007")
+    assert fan["phone_hash"] is not None
