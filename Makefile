@@ -17,9 +17,8 @@ $(STAMP): pyproject.toml tests/siyu-weibo/pyproject.toml tests/siyu-testplatform
 install: $(STAMP)
 
 demo: $(STAMP)
-	@mkdir -p $(DEMO)
-	@test -f $(DEMO)/siyu.toml || (cd $(DEMO) && ../$(BIN)/siyu init)
-	cd $(DEMO) && ../$(BIN)/siyu config check && ../$(BIN)/siyu plugins
+	$(BIN)/siyu plugins
+	$(BIN)/siyu demo --dir $(DEMO)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Mapping
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +26,15 @@ from hub.adapter import Adapter, WebhookRequest
 from hub.errors import NotFound, PluginError
 from hub.plugins import PluginHost
 
-__all__ = ["SandboxFactory", "SandboxSpec", "account_toml", "build_sandbox", "load_factory"]
+__all__ = [
+    "SandboxFactory",
+    "SandboxSpec",
+    "account_toml",
+    "build_sandbox",
+    "free_port",
+    "load_factory",
+    "serve_asgi",
+]
 
 
 @dataclass(frozen=True)
@@ -119,3 +131,31 @@ def account_toml(account: Mapping[str, Any]) -> str:
     lines = ["[[accounts]]"]
     lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in account.items()]
     return "\n".join(lines) + "\n"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_asgi(app: Any, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` over real loopback HTTP in a background thread; yields its base URL."""
+    import uvicorn
+
+    port = port or free_port(host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"asgi-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the ASGI app did not start on {host}:{port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -23,44 +23,26 @@ Override the ``siyu_database_url`` fixture to run it on another database than a 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-__all__ = ["AdapterConformance", "free_port", "serve_asgi", "siyu_sandbox"]
-
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A free TCP port on ``host`` (see :func:`hub.sandbox.free_port`)."""
+    from hub import sandbox
+
+    return sandbox.free_port(host)
 
 
-@contextmanager
-def serve_asgi(app: Any, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` over real loopback HTTP in a background thread; yields its base URL."""
-    import uvicorn
+def serve_asgi(app: Any, host: str = "127.0.0.1", port: int | None = None) -> Any:
+    """Serve ``app`` on loopback in a thread (see :func:`hub.sandbox.serve_asgi`)."""
+    from hub import sandbox
 
-    port = port or free_port(host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"asgi-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the ASGI app did not start on {host}:{port}")
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return sandbox.serve_asgi(app, host, port)
+
+__all__ = ["AdapterConformance", "free_port", "serve_asgi", "siyu_sandbox"]
 
 
 @pytest.fixture

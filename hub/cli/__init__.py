@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from hub.cli import setup, sync
+from hub.cli.demo import demo
 from hub.cli.context import Context
 from hub.cli.ledger import ledger_app
 from hub.cli.members import members_app
@@ -58,6 +59,7 @@ def build_app(context: Context) -> typer.Typer:
     app.command("serve")(serve)
     app.add_typer(outbox_app, name="outbox")
     app.command("sandbox")(sandbox)
+    app.command("demo")(demo)
     context.host.hook.register_commands(cli=app)
     return app
 
