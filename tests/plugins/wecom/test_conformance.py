@@ -5,4 +5,4 @@ from hub.testing import AdapterConformance
 
 class TestWeComConformance(AdapterConformance):
     platform = "wecom"
-    fans = 400
+    fans = 250
