@@ -24,9 +24,9 @@ TagNames = Mapping[str, str]
 
 
 def _tag_ids(follow: Mapping[str, Any]) -> list[str]:
-    if "tag_id" in follow:  # batch/get_by_user: ids only
-        return [str(t) for t in follow.get("tag_id") or []]
-    return [str(t["tag_id"]) for t in follow.get("tags") or [] if t.get("tag_id")]  # externalcontact/get
+    if follow.get("tags"):  # externalcontact/get: tag objects
+        return [str(t["tag_id"]) for t in follow["tags"] if t.get("tag_id")]
+    return [str(t) for t in follow.get("tag_id") or []]  # batch/get_by_user: ids only
 
 
 def tag_names_of(follow: Mapping[str, Any], names: TagNames) -> list[str]:
