@@ -1,7 +1,10 @@
 """Database tables (SQLModel) for the canonical records.
 
 Each table carries a unique constraint on its natural key from DESIGN.md, so a second insert of
-the same platform record is a constraint error rather than a silent duplicate.  Enum columns are
+the same platform record is a constraint error rather than a silent duplicate.  Where records are
+looked up by a batch of platform ids (fans, orders, points events, messages), the id leads the
+key's index: PostgreSQL then uses it for ``uid IN (…)`` even before a table has statistics,
+instead of scanning every row of the account.  Enum columns are
 stored as short strings (no database enum types), so a plugin adding a value needs no migration.
 Times are stored as UTC by :class:`UTCDateTimeType` and come back timezone-aware on every backend.
 
@@ -120,7 +123,7 @@ class MemberRow(_Stamped, table=True):
 
 class FanRow(_Stamped, table=True):
     __tablename__ = "fans"
-    __table_args__ = (sa.UniqueConstraint("platform", "account_id", "platform_uid"),)
+    __table_args__ = (sa.UniqueConstraint("platform_uid", "platform", "account_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str = _code(64)
@@ -162,7 +165,7 @@ class MemberCardRow(_Stamped, table=True):
 
 class MessageRow(_Stamped, table=True):
     __tablename__ = "messages"
-    __table_args__ = (sa.UniqueConstraint("platform", "account_id", "platform_msg_id"),)
+    __table_args__ = (sa.UniqueConstraint("platform_msg_id", "platform", "account_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str = _code(64)
@@ -179,7 +182,7 @@ class MessageRow(_Stamped, table=True):
 class OrderRow(_Stamped, table=True):
     __tablename__ = "orders"
     __table_args__ = (
-        sa.UniqueConstraint("platform", "account_id", "order_id"),
+        sa.UniqueConstraint("order_id", "platform", "account_id"),
         sa.CheckConstraint("amount_fen >= 0", name="amount_not_negative"),
         sa.CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refund_within_amount"),
     )
@@ -200,7 +203,7 @@ class OrderRow(_Stamped, table=True):
 class PointsEventRow(_Stamped, table=True):
     __tablename__ = "points_events"
     __table_args__ = (
-        sa.UniqueConstraint("platform", "account_id", "event_id"),
+        sa.UniqueConstraint("event_id", "platform", "account_id"),
         sa.CheckConstraint("delta <> 0", name="delta_not_zero"),
     )
 

@@ -14,11 +14,11 @@ from schemas.tables import FanRow, MemberRow, metadata
 
 NATURAL_KEYS = {
     "accounts": {("platform", "account_id")},
-    "fans": {("platform", "account_id", "platform_uid")},
+    "fans": {("platform_uid", "platform", "account_id")},
     "member_cards": {("member_id", "platform", "account_id")},
-    "messages": {("platform", "account_id", "platform_msg_id")},
-    "orders": {("platform", "account_id", "order_id")},
-    "points_events": {("platform", "account_id", "event_id")},
+    "messages": {("platform_msg_id", "platform", "account_id")},
+    "orders": {("order_id", "platform", "account_id")},
+    "points_events": {("event_id", "platform", "account_id")},
     "ledger_entries": {("idempotency_key",)},
     "sync_checkpoints": {("platform", "account_id", "stream")},
 }
@@ -133,3 +133,17 @@ def test_an_unreachable_database_is_one_clear_error():
 def test_a_missing_driver_is_one_clear_error():
     with pytest.raises(StorageError, match="cannot use database mysql"):
         storage.create_engine("mysql+nosuchdriver://u@h/db")
+
+
+@pytest.mark.postgres
+def test_postgresql_finds_a_page_of_fans_by_index_before_any_statistics(postgres_template):
+    """The upsert's ``platform_uid IN (…)`` lookup must not scan the account's rows."""
+    from tests.conftest import _db_url
+
+    engine = storage.create_engine(_db_url(postgres_template))
+    with engine.connect() as conn:
+        plan = "\n".join(conn.exec_driver_sql(
+            "EXPLAIN SELECT * FROM fans WHERE platform = 'p' AND account_id = 'a' AND platform_uid IN ('u1', 'u2')"
+        ).scalars())
+    engine.dispose()
+    assert "Index Cond" in plan and "platform_uid" in plan.split("Index Cond")[1].split("\n")[0], plan

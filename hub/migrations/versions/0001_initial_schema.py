@@ -62,7 +62,7 @@ def upgrade() -> None:
     sa.Column('body', sa.JSON(), nullable=False),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
-    sa.UniqueConstraint('platform', 'account_id', 'platform_msg_id', name=op.f('uq_messages_platform_account_id_platform_msg_id'))
+    sa.UniqueConstraint('platform_msg_id', 'platform', 'account_id', name=op.f('uq_messages_platform_msg_id_platform_account_id'))
     )
     op.create_table('orders',
     sa.Column('inserted_at', sa.DateTime(timezone=True), nullable=False),
@@ -81,7 +81,7 @@ def upgrade() -> None:
     sa.CheckConstraint('amount_fen >= 0', name=op.f('ck_orders_amount_not_negative')),
     sa.CheckConstraint('refunded_fen >= 0 AND refunded_fen <= amount_fen', name=op.f('ck_orders_refund_within_amount')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_orders')),
-    sa.UniqueConstraint('platform', 'account_id', 'order_id', name=op.f('uq_orders_platform_account_id_order_id'))
+    sa.UniqueConstraint('order_id', 'platform', 'account_id', name=op.f('uq_orders_order_id_platform_account_id'))
     )
     op.create_table('outbox',
     sa.Column('inserted_at', sa.DateTime(timezone=True), nullable=False),
@@ -116,7 +116,7 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint('delta <> 0', name=op.f('ck_points_events_delta_not_zero')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_points_events')),
-    sa.UniqueConstraint('platform', 'account_id', 'event_id', name=op.f('uq_points_events_platform_account_id_event_id'))
+    sa.UniqueConstraint('event_id', 'platform', 'account_id', name=op.f('uq_points_events_event_id_platform_account_id'))
     )
     op.create_table('sync_checkpoints',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -152,7 +152,7 @@ def upgrade() -> None:
     sa.Column('member_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['member_id'], ['members.member_id'], name=op.f('fk_fans_member_id_members')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_fans')),
-    sa.UniqueConstraint('platform', 'account_id', 'platform_uid', name=op.f('uq_fans_platform_account_id_platform_uid'))
+    sa.UniqueConstraint('platform_uid', 'platform', 'account_id', name=op.f('uq_fans_platform_uid_platform_account_id'))
     )
     with op.batch_alter_table('fans', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_fans_member_id'), ['member_id'], unique=False)
