@@ -1,0 +1,55 @@
+"""The per-account HTTP client: base URL, User-Agent, error mapping, faults, quiet logs."""
+
+import logging
+
+import httpx
+import pytest
+import respx
+
+import hub
+from hub.http import build_client
+from siyu_testplatform.adapter import TestplatAdapter
+
+
+def client_with(router, base_url=None):
+    client = build_client(TestplatAdapter, "hq", base_url=base_url, transport=httpx.MockTransport(router.async_handler))
+    client.adapter = TestplatAdapter(config=TestplatAdapter.Config(client_id="i", client_secret="s"), client=client)
+    return client
+
+
+async def test_base_url_user_agent_and_a_clean_log(caplog):
+    router = respx.Router(assert_all_called=True)
+    route = router.get("https://override.example/v1/fans").respond(json={"code": 0})
+    caplog.set_level(logging.INFO, logger="siyu.http")
+    async with client_with(router, "https://override.example") as client:
+        await client.get("/v1/fans", params={"access_token": "TOPSECRET", "mobile": "13800138000"})
+    assert route.calls[0].request.headers["User-Agent"] == f"siyu-hub/{hub.__version__}"
+    assert "GET /v1/fans 200" in caplog.text
+    assert "TOPSECRET" not in caplog.text and "13800138000" not in caplog.text
+
+
+async def test_without_base_url_the_platform_default_is_used():
+    router = respx.Router(assert_all_called=True)
+    router.get(f"{TestplatAdapter.default_base_url}/ping").respond(json={"code": 0})
+    async with client_with(router) as client:
+        await client.get("/ping")
+
+
+@pytest.mark.parametrize(
+    ("effect", "expected", "message"),
+    [
+        (httpx.ConnectTimeout("slow"), hub.TransientError, "timed out"),
+        (httpx.ReadTimeout("slow"), hub.TransientError, "timed out"),
+        (httpx.ConnectError("refused"), hub.TransientError, "connection failed"),
+        (httpx.Response(200, json={"code": 4003, "message": "bad credentials"}), hub.PlatformConfigError, "bad credentials"),
+        (httpx.Response(200, content=b"<html>oops"), hub.PermanentError, "not valid JSON"),
+        (httpx.Response(502, content=b"<html>bad gateway"), hub.TransientError, "HTTP 502"),
+    ],
+)
+async def test_faults_arrive_as_hub_errors_naming_platform_and_endpoint(effect, expected, message):
+    router = respx.Router()
+    router.get("https://p.example/v1/fans").mock(side_effect=[effect])
+    async with client_with(router, "https://p.example") as client:
+        with pytest.raises(expected, match=message) as info:
+            await client.get("/v1/fans")
+    assert info.value.platform == "testplat" and info.value.endpoint == "/v1/fans"
