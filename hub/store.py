@@ -53,7 +53,25 @@ def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str
         else:
             values[name] = getattr(fan, name)
     if "follows" in values:
-        values["follows"] = [f.model_dump(mode="json") for f in fan.follows]
+        values["follows"] = sorted((f.model_dump(mode="json") for f in fan.follows), key=lambda f: f["staff_id"])
+    return values
+
+
+def _merge_fan(fan: Fan, row: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Follow relations merge by ``staff_id`` and identity keys by kind; nothing is dropped.
+
+    A relation the record carries updates the stored one with the fields its producer set (an
+    ``ended_at`` from a deletion callback, a new remark); relations the record does not mention
+    are kept, so a full sync that sees only current relations does not erase ended ones.
+    """
+    if "follows" in values:
+        merged = {f["staff_id"]: dict(f) for f in row["follows"] or []}
+        for relation in fan.follows:
+            update = relation.model_dump(mode="json", exclude_unset=True)
+            merged[relation.staff_id] = {**merged.get(relation.staff_id, {}), **update}
+        values["follows"] = [merged[k] for k in sorted(merged)]
+    if "identity_keys" in values:
+        values["identity_keys"] = {**(row["identity_keys"] or {}), **values["identity_keys"]}
     return values
 
 
@@ -61,15 +79,20 @@ def _plain_values(record: Record, fields: Iterable[str], _phones: PhoneVault) ->
     return {name: getattr(record, name) for name in fields}
 
 
+def _replace(_record: Any, _row: Any, values: dict[str, Any]) -> dict[str, Any]:
+    return values
+
+
 @dataclass(frozen=True)
 class _Kind:
     table: sa.Table
     uid: str
     values: Callable[[Any, Iterable[str], PhoneVault], dict[str, Any]]
+    merge: Callable[[Any, Any, dict[str, Any]], dict[str, Any]] = _replace
 
 
 KINDS: dict[type[Record], _Kind] = {
-    Fan: _Kind(FanRow.__table__, "platform_uid", _fan_values),
+    Fan: _Kind(FanRow.__table__, "platform_uid", _fan_values, _merge_fan),
     Order: _Kind(OrderRow.__table__, "order_id", _plain_values),
     PointsEvent: _Kind(PointsEventRow.__table__, "event_id", _plain_values),
     Message: _Kind(MessageRow.__table__, "platform_msg_id", _plain_values),
@@ -123,7 +146,7 @@ def _upsert_group(
             result.inserted += 1
             result.changed.append((record, True))
             continue
-        values = kind.values(record, record.model_fields_set, phones)
+        values = kind.merge(record, row, kind.values(record, record.model_fields_set, phones))
         diff = {k: v for k, v in values.items() if row[k] != v}
         if not diff:
             result.unchanged += 1

@@ -1,0 +1,70 @@
+"""Upserts on natural keys: idempotent, partial updates keep what they do not mention."""
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from hub.phones import PhoneVault
+from hub.store import upsert
+from schemas import Fan, FollowRelation, Order
+from schemas.tables import FanRow
+
+PHONES = PhoneVault("store-test-key-0123456789")
+T1 = datetime(2024, 1, 1, tzinfo=UTC)
+T2 = datetime(2024, 2, 1, tzinfo=UTC)
+
+
+def fan(**kw):
+    return Fan(**{"platform": "wecom", "account_id": "hq", "platform_uid": "wm1", **kw})
+
+
+def stored(engine):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(FanRow.__table__)).mappings().one()
+
+
+def test_insert_then_same_batch_again_changes_nothing(engine):
+    batch = [fan(nickname="A", phone="13800138000"), fan(platform_uid="wm2"),
+             Order(platform="wecom", account_id="hq", order_id="o1", buyer_uid="wm1", amount_fen=100, status="paid")]
+    with engine.begin() as conn:
+        first = upsert(conn, batch, PHONES)
+    with engine.begin() as conn:
+        second = upsert(conn, batch, PHONES)
+    assert (first.inserted, first.updated, first.unchanged) == (3, 0, 0)
+    assert (second.inserted, second.updated, second.unchanged, second.changed) == (0, 0, 3, [])
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(FanRow.__table__).where(FanRow.__table__.c.platform_uid == "wm1")).mappings().one()
+    assert row["phone_hash"] == PHONES.hash("+8613800138000") and row["phone_encrypted"] is None
+
+
+def test_a_partial_record_updates_only_what_it_sets(engine):
+    with engine.begin() as conn:
+        upsert(conn, [fan(nickname="A", union_id="u-1", tags=["vip"])], PHONES)
+    with engine.begin() as conn:
+        result = upsert(conn, [fan(follow_state="unfollowed")], PHONES)
+    assert result.updated == 1
+    row = stored(engine)
+    assert (row["nickname"], row["union_id"], row["tags"], row["follow_state"]) == ("A", "u-1", ["vip"], "unfollowed")
+
+
+def test_follow_relations_merge_by_staff_and_ended_ones_are_kept(engine):
+    with engine.begin() as conn:
+        upsert(conn, [fan(follows=[FollowRelation(staff_id="zhang", followed_at=T1, remark="r1"),
+                                   FollowRelation(staff_id="li", followed_at=T1)])], PHONES)
+    with engine.begin() as conn:  # a deletion callback: only li's relation, marked ended
+        upsert(conn, [fan(follows=[FollowRelation(staff_id="li", ended_at=T2)])], PHONES)
+    with engine.begin() as conn:  # a full sync that sees only current relations
+        upsert(conn, [fan(follows=[FollowRelation(staff_id="zhang", followed_at=T1, remark="r2", ended_at=None)])],
+               PHONES)
+    follows = {f["staff_id"]: f for f in stored(engine)["follows"]}
+    assert set(follows) == {"li", "zhang"}
+    assert follows["li"]["ended_at"] == "2024-02-01T00:00:00Z" and follows["li"]["followed_at"] == "2024-01-01T00:00:00Z"
+    assert follows["zhang"]["remark"] == "r2" and follows["zhang"]["ended_at"] is None
+
+
+def test_identity_keys_accumulate(engine):
+    with engine.begin() as conn:
+        upsert(conn, [fan(identity_keys={"alipay_user_id": "2088"})], PHONES)
+    with engine.begin() as conn:
+        upsert(conn, [fan(identity_keys={"weibo_uid": "w1"})], PHONES)
+    assert stored(engine)["identity_keys"] == {"alipay_user_id": "2088", "weibo_uid": "w1"}
