@@ -3,6 +3,8 @@
 Wire facts and their sources: ``shared/platforms/wecom-douyin.md`` part A and
 ``docs/platforms/wecom.md``.  Every call carries ``access_token`` in the query string; every
 answer carries ``errcode`` (0 = OK) and ``errmsg``, checked even on HTTP 200.
+
+Member-card push-back goes to a 公众号 with its own token: see :mod:`plugins.wecom.cards`.
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ import asyncio
 import bisect
 import json
 from collections.abc import Mapping
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 import hub
-from hub.auth import Token, TokenAuth, expires_in
+from hub.auth import Token, TokenAuth, TokenStore, expires_in
 from hub.errormap import check_response, response_json
-from plugins.wecom import callbacks
-from plugins.wecom.errors import CAUSES, ERROR_CODES
+from plugins.wecom import callbacks, cards
+from plugins.wecom.errors import CAUSES, ERROR_CODES, MP_CAUSE, MP_TOKEN_CAUSE, mp_key
 from plugins.wecom.mapping import TagNames, fan_from_contact
-from schemas import Account, Fan, Message
+from schemas import Account, Fan, MemberCard, Message
 
 __all__ = ["PATHS", "WeComAdapter", "WeComAuth"]
 
@@ -42,7 +45,31 @@ PER_CORP_PER_MINUTE = 10_000.0
 
 
 class WeComAuth(TokenAuth):
-    """``GET /cgi-bin/gettoken?corpid=&corpsecret=`` → ``access_token`` (normally 7200 s)."""
+    """``GET /cgi-bin/gettoken?corpid=&corpsecret=`` → ``access_token`` (normally 7200 s).
+
+    Requests to the account's 公众号 endpoints (member cards) are handed to a second flow,
+    :class:`plugins.wecom.cards.WeComMpAuth` (``self.mp``), with its own token, lock and store key;
+    the two tokens never meet.
+    """
+
+    def __init__(self, adapter: hub.Adapter, store: TokenStore, account_id: str) -> None:
+        super().__init__(adapter, store, account_id)
+        self.mp = cards.WeComMpAuth(adapter, store, account_id)
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        if cards.mp_endpoint(self.adapter.config, request.url) is None:
+            flow = super().async_auth_flow(request)
+        else:
+            flow = self.mp.async_auth_flow(request)
+        try:  # relay every request and response between httpx and the chosen flow
+            outgoing = await flow.__anext__()
+            while True:
+                response = yield outgoing
+                outgoing = await flow.asend(response)
+        except StopAsyncIteration:
+            return
+        finally:
+            await flow.aclose()  # releases the flow's refresh lock if httpx stops early
 
     def build_token_request(self, current: Token | None) -> httpx.Request:
         config = self.adapter.config
@@ -71,7 +98,9 @@ class WeComAdapter(hub.Adapter):
 
     platform = "wecom"
     default_base_url = "https://qyapi.weixin.qq.com"
-    capabilities = frozenset({hub.Capability.FANS, hub.Capability.MESSAGES, hub.Capability.WEBHOOKS})
+    capabilities = frozenset({hub.Capability.FANS, hub.Capability.MESSAGES, hub.Capability.WEBHOOKS,
+                              hub.Capability.CARDS})
+    """``cards`` means the adapter *can* push; an account needs the 公众号 keys to do it."""
     error_codes = ERROR_CODES
     rate_limits = {path: (PER_CORP_PER_MINUTE, 60.0) for key, path in PATHS.items() if key != "token"}
     auth_class = WeComAuth
@@ -93,6 +122,21 @@ class WeComAdapter(hub.Adapter):
                         "followed by several staff is written with all its relations at once")
         detail_concurrency: int = Field(default=8, ge=1, le=64)
         callback_max_age: int = Field(default=300, ge=0, description="reject callbacks older than this (s); 0: off")
+        # member-card push-back, optional: the 公众号 that holds the brand's member card
+        mp_app_id: str | None = Field(default=None, min_length=1, description="the 公众号's AppID")
+        mp_app_secret: SecretStr | None = Field(default=None, description="the 公众号's AppSecret")
+        card_id: str | None = Field(default=None, min_length=1, description="the member card's card_id")
+        mp_base_url: str = Field(default="https://api.weixin.qq.com", min_length=1)
+        record_bonus: str = Field(default="积分同步", min_length=1, max_length=14,
+                                  description="the bonus record shown to the member (≤14 characters)")
+
+        @model_validator(mode="after")
+        def _mp_keys_together(self) -> WeComAdapter.Config:
+            missing = cards.missing_keys(self)
+            if 0 < len(missing) < len(cards.MP_KEYS):
+                raise ValueError(f"member-card push-back needs {', '.join(cards.MP_KEYS)} together; "
+                                 f"missing {', '.join(missing)}")
+            return self
 
     def __init__(self, *, config: hub.AdapterConfig, client: httpx.AsyncClient) -> None:
         super().__init__(config=config, client=client)
@@ -108,6 +152,10 @@ class WeComAdapter(hub.Adapter):
         code = body.get("errcode", 0)
         if code in (0, None):
             return None
+        endpoint = cards.mp_endpoint(self.config, response.request.url)
+        if endpoint is not None:  # a 公众号 code: its own table keys (plugins.wecom.errors)
+            key = mp_key(code, token_endpoint=endpoint == "token")
+            return key, CAUSES.get(key, MP_TOKEN_CAUSE if endpoint == "token" else MP_CAUSE)
         return code, CAUSES.get(code, "WeCom refused the call")
 
     async def _get(self, key: str, **params: Any) -> dict[str, Any]:
@@ -232,6 +280,12 @@ class WeComAdapter(hub.Adapter):
         detail = (f"mass-send task {msgid} created: nothing is sent until each sender confirms it in the "
                   f"WeCom client; {len(failed)} recipient(s) in fail_list")
         return hub.PushResult(accepted=message.fan_uid not in failed, reference=msgid, detail=detail)
+
+    # -- member cards ----------------------------------------------------------------------
+
+    async def push_card(self, account: Account, card: MemberCard) -> hub.PushResult:
+        """Show ``card.balance`` as the 公众号 member card's bonus; see :mod:`plugins.wecom.cards`."""
+        return await cards.push_card(self, account, card)
 
     # -- callbacks -------------------------------------------------------------------------
 

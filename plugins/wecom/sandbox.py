@@ -20,6 +20,17 @@ Callbacks
     /_admin/verify`` runs the URL-verification GET.  Faults: ``POST /_admin/faults``
     ``{"busy": p, "revoke_every": n}`` (errcode -1 with probability p; revoke every token after n
     data calls).  ``GET /_admin/stats`` counts calls; ``GET /_admin/tasks`` lists mass-send tasks.
+
+公众号 member card (research file A5), served on the same app
+    ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=`` → ``access_token``,
+    ``expires_in`` (``mp_token_ttl``); a wrong grant_type, appid or secret answers 40001 (the
+    sandbox's choice: the research file names no code for it).  These tokens are kept apart from
+    the corp's: ``POST card/membercard/updateuser`` accepts only a 公众号 token (a corp token, or an
+    unknown one, answers 40001 "invalid credential"; an expired one 42001).  ``bonus`` sets the
+    card's total, else ``add_bonus`` changes it; a wrong ``card_id`` or a non-integer bonus answers
+    40058 (the sandbox's choice).  The answer carries ``result_bonus``, ``result_balance`` and
+    ``openid``.  ``GET /_admin/cards`` shows ``{code: {"bonus", "updates", "record_bonus"}}``;
+    the ``mp_revoke_every`` fault revokes the 公众号 tokens every n updates.
 """
 
 from __future__ import annotations
@@ -64,6 +75,10 @@ class Settings:
     detail_page: int = 500
     welcome_ttl: float = 20.0
     callback_url: str | None = None
+    mp_app_id: str = "wxsandboxmp000001"
+    mp_app_secret: str = "sandbox-mp-secret-0123456789ab"
+    card_id: str = "pSBXmembercard0000000000001"
+    mp_token_ttl: int = 7200
 
     def __post_init__(self) -> None:
         if not self.encoding_aes_key:
@@ -80,10 +95,13 @@ class _State:
     calls: dict[str, deque[float]] = field(default_factory=dict)
     blocked: dict[str, float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
-    faults: dict[str, float] = field(default_factory=lambda: {"busy": 0.0, "revoke_every": 0})
+    faults: dict[str, float] = field(default_factory=lambda: {"busy": 0.0, "revoke_every": 0, "mp_revoke_every": 0})
     tasks: list[dict[str, Any]] = field(default_factory=list)
     welcome_codes: dict[str, float] = field(default_factory=dict)
     data_calls: int = 0
+    mp_tokens: dict[str, float] = field(default_factory=dict)
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mp_updates: int = 0
 
     def count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
@@ -265,6 +283,44 @@ def make_app(customers: int = 1000, *, settings: Settings | None = None) -> Star
             answer = await client.get(spec.get("url") or s.callback_url or "", params=params)
         return JSONResponse({"expected": echo, "status": answer.status_code, "body": answer.text})
 
+    async def mp_token(request: Request) -> Response:
+        state.count("mp_token")
+        q = request.query_params
+        if (q.get("grant_type"), q.get("appid"), q.get("secret")) != ("client_credential", s.mp_app_id,
+                                                                       s.mp_app_secret):
+            return _err(40001, "invalid credential")
+        value = f"MPSBX{state.rng.getrandbits(128):032x}"
+        state.mp_tokens[value] = time.monotonic() + s.mp_token_ttl
+        return JSONResponse({"access_token": value, "expires_in": s.mp_token_ttl})
+
+    async def update_card(request: Request) -> Response:
+        state.count("membercard_updateuser")
+        expiry = state.mp_tokens.get(request.query_params.get("access_token") or "")
+        if expiry is None:
+            return _err(40001, "invalid credential, access_token is invalid or not latest")
+        if expiry <= time.monotonic():
+            return _err(42001, "access_token expired")
+        body = await json_body(request)
+        if body is None or body.get("card_id") != s.card_id or not body.get("code"):
+            return _err(40058, "invalid card_id or code")
+        bonus, add = body.get("bonus"), body.get("add_bonus", 0)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (add, bonus if "bonus" in body else 0)):
+            return _err(40058, "bonus and add_bonus must be integers")
+        card = state.cards.setdefault(str(body["code"]), {"bonus": 0, "updates": 0, "record_bonus": ""})
+        card["bonus"] = bonus if "bonus" in body else card["bonus"] + add
+        card["updates"] += 1
+        card["record_bonus"] = str(body.get("record_bonus", ""))
+        state.mp_updates += 1
+        every = int(state.faults.get("mp_revoke_every") or 0)
+        if every and state.mp_updates % every == 0:
+            state.mp_tokens.clear()
+            state.count("mp_revoked")
+        openid = "oSBX" + hashlib.sha1(str(body["code"]).encode()).hexdigest()[:24]
+        return _ok(result_bonus=card["bonus"], result_balance=0, openid=openid)
+
+    async def card_states(request: Request) -> Response:
+        return JSONResponse(state.cards)
+
     async def set_faults(request: Request) -> Response:
         state.faults.update(await json_body(request) or {})
         return JSONResponse(state.faults)
@@ -283,6 +339,9 @@ def make_app(customers: int = 1000, *, settings: Settings | None = None) -> Star
         Route(P + "get_corp_tag_list", tags, methods=["POST"]),
         Route(P + "add_msg_template", mass_send, methods=["POST"]),
         Route(P + "send_welcome_msg", welcome, methods=["POST"]),
+        Route("/cgi-bin/token", mp_token),
+        Route("/card/membercard/updateuser", update_card, methods=["POST"]),
+        Route("/_admin/cards", card_states),
         Route("/_admin/callback", callback, methods=["POST"]),
         Route("/_admin/verify", verify, methods=["POST"]),
         Route("/_admin/faults", set_faults, methods=["POST"]),
@@ -326,6 +385,8 @@ def account_settings(base_url: str, settings: Settings, account_id: str = "sandb
     return {"platform": "wecom", "id": account_id, "base_url": base_url, "corp_id": settings.corp_id,
             "secret": settings.secret, "agent_id": settings.agent_id, "token": settings.token,
             "encoding_aes_key": settings.encoding_aes_key,
+            "mp_app_id": settings.mp_app_id, "mp_app_secret": settings.mp_app_secret, "card_id": settings.card_id,
+            "mp_base_url": base_url,
             "rate_limits": {path: limit for key, path in PATHS.items() if key != "token"}}
 
 
