@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -27,7 +27,7 @@ from hub.retry import RetryPolicy
 if TYPE_CHECKING:
     from hub.plugins import PluginHost
 
-__all__ = ["DEFAULT_DATABASE_URL", "AccountSettings", "Settings", "find_config", "load_settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "AccountSettings", "LedgerSection", "Settings", "find_config", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///siyu.db"
 _M = TypeVar("_M", bound=BaseModel)
@@ -58,10 +58,30 @@ class AccountSection(BaseModel):
     )
 
 
+class LedgerSection(_Strict):
+    """The ``[ledger]`` section: the rules of points, levels, tiers and stitching."""
+
+    points_per_yuan: int = Field(default=1, ge=0, description="points a paid yuan earns (the default rule)")
+    level_thresholds: list[int] = Field(default_factory=lambda: [1_000, 5_000, 20_000],
+                                        description="lifetime points at which levels 1, 2, 3 … begin")
+    earned_points_expire_days: int | None = Field(default=None, ge=1, description="none: earned points never expire")
+    identity_key_limit: int = Field(default=20, ge=2, description="a key shared by more fans is blocked")
+    fond_interactions: int = Field(default=3, ge=1)
+    devoted_interactions: int = Field(default=20, ge=1)
+
+    @field_validator("level_thresholds")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if any(t <= 0 for t in value) or any(b <= a for a, b in zip(value, value[1:], strict=False)):
+            raise ValueError("must be strictly increasing positive integers")
+        return value
+
+
 class ConfigFile(_Strict):
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    ledger: LedgerSection = Field(default_factory=LedgerSection)
     accounts: list[AccountSection] = Field(default_factory=list)
 
 
@@ -89,6 +109,7 @@ class Settings:
     phones: PhoneVault
     accounts: list[AccountSettings] = field(default_factory=list)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    ledger: LedgerSection = field(default_factory=LedgerSection)
 
     def account(self, platform: str, account_id: str) -> AccountSettings:
         for account in self.accounts:
@@ -169,6 +190,7 @@ def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None =
     database = check(DatabaseSection, doc.get("database"), ("database",))
     security = check(SecuritySection, doc.get("security"), ("security",))
     retry = check(RetryPolicy, doc.get("retry"), ("retry",)) or RetryPolicy()
+    ledger = check(LedgerSection, doc.get("ledger"), ("ledger",)) or LedgerSection()
     database_url = _database_url(database.url, base, problems) if database else ""
     phones = None
     if security is not None:
@@ -204,7 +226,11 @@ def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None =
         where = f" in {path}" if path else ""
         summary = "; ".join(f"{loc}: {msg}" for loc, msg in problems)
         raise ConfigError(f"{len(problems)} problem(s){where}: {summary}", problems=problems)
-    return Settings(path=path, database_url=database_url, phones=phones, accounts=accounts, retry=retry)
+    host.rules.points_per_yuan = ledger.points_per_yuan
+    host.rules.fond_interactions = ledger.fond_interactions
+    host.rules.devoted_interactions = ledger.devoted_interactions
+    return Settings(path=path, database_url=database_url, phones=phones, accounts=accounts, retry=retry,
+                    ledger=ledger)
 
 
 def _database_url(url: str, base: Path, problems: list[tuple[str, str]]) -> str:

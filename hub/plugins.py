@@ -43,6 +43,8 @@ class PluginHost:
         self.pm = pm
         self.distributions = distributions
         self.platforms: dict[str, PlatformInfo] = {}
+        self.rules = defaults.DefaultRules()
+        """The hub's default rules; their parameters come from ``[ledger]`` in siyu.toml."""
 
     @property
     def hook(self) -> Any:
@@ -147,12 +149,14 @@ def load_plugins(extra: list[tuple[object, str]] | None = None) -> PluginHost:
             distributions[ep.name] = ep.dist
     for plugin, name in extra or []:
         pm.register(plugin, name=name)
-    pm.register(defaults, name="siyu.defaults")
+    rules = defaults.DefaultRules()
+    pm.register(rules, name="siyu.defaults")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc), plugin=pm.get_name(exc.plugin)) from exc
     host = PluginHost(pm, distributions)
+    host.rules = rules
     host.collect_platforms()
     return host
 

@@ -89,12 +89,17 @@ class _Kind:
     uid: str
     values: Callable[[Any, Iterable[str], PhoneVault], dict[str, Any]]
     merge: Callable[[Any, Any, dict[str, Any]], dict[str, Any]] = _replace
+    flag: str | None = None
+    """A pending-work column raised when the row is inserted or ``flag_on`` fields change."""
+    flag_on: frozenset[str] | None = None
+    """The fields whose change raises ``flag`` (``None``: any change)."""
 
 
 KINDS: dict[type[Record], _Kind] = {
-    Fan: _Kind(FanRow.__table__, "platform_uid", _fan_values, _merge_fan),
-    Order: _Kind(OrderRow.__table__, "order_id", _plain_values),
-    PointsEvent: _Kind(PointsEventRow.__table__, "event_id", _plain_values),
+    Fan: _Kind(FanRow.__table__, "platform_uid", _fan_values, _merge_fan, flag="needs_stitch",
+               flag_on=frozenset({"union_id", "phone_hash", "identity_keys"})),
+    Order: _Kind(OrderRow.__table__, "order_id", _plain_values, flag="needs_apply"),
+    PointsEvent: _Kind(PointsEventRow.__table__, "event_id", _plain_values, flag="needs_apply"),
     Message: _Kind(MessageRow.__table__, "platform_msg_id", _plain_values),
 }
 
@@ -151,6 +156,8 @@ def _upsert_group(
         if not diff:
             result.unchanged += 1
             continue
+        if kind.flag and (kind.flag_on is None or kind.flag_on & diff.keys()):
+            diff[kind.flag] = True
         diff["updated_at"] = now
         updates[frozenset(diff)].append({**{f"v_{k}": v for k, v in diff.items()}, "row_id": row["id"]})
         result.updated += 1

@@ -90,6 +90,12 @@ def _code(length: int = 32, **kw: Any) -> Any:
     return Field(sa_type=sa.String(length), nullable=False, **kw)
 
 
+def _flag() -> Any:
+    """Work pending on a row (stitching a fan, posting an order's points); set when the row is
+    written, cleared by the step that does the work, so a crash between the two loses nothing."""
+    return Field(default=True, nullable=False, index=True, sa_column_kwargs={"server_default": sa.true()})
+
+
 class _Stamped(SQLModel):
     inserted_at: datetime = _time(nullable=False, default_factory=utcnow)
     updated_at: datetime = _time(nullable=False, default_factory=utcnow)
@@ -144,6 +150,7 @@ class FanRow(_Stamped, table=True):
     interactions: dict[str, int] = _json(default_factory=dict)
     identity_keys: dict[str, str] = _json(default_factory=dict)
     member_id: int | None = Field(default=None, foreign_key="members.member_id", index=True)
+    needs_stitch: bool = _flag()
 
 
 class MemberCardRow(_Stamped, table=True):
@@ -198,6 +205,7 @@ class OrderRow(_Stamped, table=True):
     created_at: datetime | None = _time()
     paid_at: datetime | None = _time()
     refunded_at: datetime | None = _time()
+    needs_apply: bool = _flag()
 
 
 class PointsEventRow(_Stamped, table=True):
@@ -216,6 +224,7 @@ class PointsEventRow(_Stamped, table=True):
     reason: str
     occurred_at: datetime = _time(nullable=False)
     expires_at: datetime | None = _time()
+    needs_apply: bool = _flag()
 
 
 class LedgerEntryRow(SQLModel, table=True):

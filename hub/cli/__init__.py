@@ -55,6 +55,7 @@ def build_app(context: Context) -> typer.Typer:
     app.add_typer(members_app, name="members")
     app.add_typer(ledger_app, name="ledger")
     app.command("sync")(sync.sync)
+    app.command("apply")(sync.apply)
     app.add_typer(sync.fans_app, name="fans")
     app.command("serve")(serve)
     app.add_typer(outbox_app, name="outbox")

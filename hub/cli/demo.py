@@ -2,7 +2,7 @@
 
 It starts each plugin's sandbox on a loopback port, writes ``DIR/siyu.toml`` with one account per
 platform pointing at it (and a phone key in ``DIR/siyu.key`` the first time), migrates
-``DIR/siyu.db``, syncs every account, stitches the fans into members and prints the report.
+``DIR/siyu.db``, syncs every account, stitches the fans into members, posts orders' points and prints the report.
 Running it again syncs again: nothing is duplicated.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import asdict
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
 from hub.config import load_settings
 from hub.errors import NotFound
-from hub.identity import stitch_all
+from hub.apply import apply_pending
 from hub.phones import generate_phone_key
 from hub.sandbox import account_toml, build_sandbox, free_port, serve_asgi
 from hub.sync import sync_accounts
@@ -76,7 +77,7 @@ def demo(
             with engine.begin() as conn:  # the sandboxes are new: tokens of the last run mean nothing to them
                 conn.execute(sa.delete(TokenRow.__table__))
             summaries = asyncio.run(sync_accounts(host, settings, engine))
-            stitched = stitch_all(engine, host=host)
+            applied = apply_pending(engine, host, settings)
             with engine.connect() as conn:
                 fan_count = conn.execute(sa.select(sa.func.count()).select_from(FanRow.__table__)).scalar_one()
                 member_count = conn.execute(sa.select(sa.func.count()).select_from(MemberRow.__table__)
@@ -89,8 +90,7 @@ def demo(
         "streams": [s.as_dict() for s in summaries],
         "fans": fan_count,
         "members": member_count,
-        "stitch": {"fans": stitched.fans, "members_created": stitched.members_created, "merges": stitched.merges,
-                   "blocked_keys": len(stitched.blocked)},
+        "apply": asdict(applied),
     }
 
     def render(d: dict[str, Any]) -> None:

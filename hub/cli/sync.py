@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import asdict
 from typing import Any
 
 import sqlalchemy as sa
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from hub.apply import ApplySummary, apply_pending
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
 from hub.errors import ConfigError, NotFound
 from hub.sync import STREAMS, StreamSummary, sync_accounts
 from schemas.tables import FanRow
 
-__all__ = ["fans_app", "sync"]
+__all__ = ["apply", "fans_app", "sync"]
 
 fans_app = typer.Typer(help="Read synced fans.", no_args_is_help=True)
 
@@ -30,9 +32,12 @@ def sync(
     max_pages: int | None = typer.Option(None, "--max-pages", min=1,
                                          help="Stop each stream after this many pages (resumable)."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Accounts synced at once."),
+    apply: bool = typer.Option(True, "--apply/--no-apply",
+                               help="Then stitch fans into members and post orders' and events' points."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Sync every configured account's streams into the database; exit 1 if any stream failed."""
+    """Sync every configured account's streams into the database, then stitch members and post
+    points; exit 1 if any stream failed."""
     state = get_context(ctx)
     settings = state.settings
     if stream is not None and stream not in STREAMS:
@@ -64,13 +69,36 @@ def sync(
             summaries = asyncio.run(sync_accounts(state.host, settings, engine, platform=platform, account_id=account,
                                                   stream=stream, full=full, max_pages=max_pages,
                                                   concurrency=concurrency))
+        applied = apply_pending(engine, state.host, settings) if apply else None
     finally:
         engine.dispose()
     failed = [s for s in summaries if s.error]
-    doc = {"ok": not failed, "streams": [s.as_dict() for s in summaries]}
-    emit(doc, as_json, lambda _: _render(summaries))
+    doc = {"ok": not failed, "streams": [s.as_dict() for s in summaries],
+           "apply": asdict(applied) if applied else None}
+    emit(doc, as_json, lambda _: (_render(summaries), applied and _render_apply(applied)))
     if failed:
         raise typer.Exit(1)
+
+
+def apply(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """Stitch fans into members and post pending orders' and points events' points."""
+    state = get_context(ctx)
+    engine = state.engine()
+    try:
+        applied = apply_pending(engine, state.host, state.settings)
+    finally:
+        engine.dispose()
+    emit({"ok": True, **asdict(applied)}, as_json, lambda _: _render_apply(applied))
+
+
+def _render_apply(a: ApplySummary) -> None:
+    console.print(f"members: {a.fans_stitched} fans stitched ({a.members_created} new members, {a.merges} merges, "
+                  f"{len(a.blocked_keys)} keys blocked, {a.buyers_added} buyers added); "
+                  f"points: {a.orders_applied} orders, {a.points_events_applied} points events posted")
+    for error in a.errors[:20]:
+        console.print(f"  not applied: {error}")
+    if len(a.errors) > 20:
+        console.print(f"  … and {len(a.errors) - 20} more (see --json)")
 
 
 def _render(summaries: list[StreamSummary]) -> None:

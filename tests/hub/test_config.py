@@ -85,7 +85,7 @@ def test_every_bad_key_is_named_in_one_error(tmp_path, host, monkeypatch):
         "accounts[1].id",
         "accounts[1].app_sekret",
         "accounts[2].platform",
-        "accounts[3].corp_id",
+        "accounts[3].secret",
     } <= keys, keys
     problems = dict(info.value.problems)
     assert problems["accounts[0].app_secret"] == "environment variable MISSING_SECRET is not set"
@@ -160,3 +160,17 @@ def test_config_is_found_by_flag_then_env_then_cwd(monkeypatch, tmp_path):
     assert find_config().name == "env.toml"
     monkeypatch.delenv("SIYU_CONFIG")
     assert str(find_config()) == "siyu.toml"
+
+
+def test_the_ledger_section_configures_the_default_rules(host, monkeypatch):
+    monkeypatch.setenv("SIYU_PHONE_KEY", KEY)
+    fresh = load_plugins()
+    settings = parse_settings({"ledger": {"points_per_yuan": 3, "level_thresholds": [10, 20]}}, fresh)
+    assert settings.ledger.level_thresholds == [10, 20]
+    from schemas import Order
+
+    order = Order(platform="p", account_id="a", order_id="o", buyer_uid="b", amount_fen=1999, status="paid")
+    assert fresh.hook.earn_points(order=order) == 57
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"ledger": {"level_thresholds": [20, 10], "points_per_yuan": -1}}, fresh)
+    assert {k for k, _ in info.value.problems} == {"ledger.level_thresholds", "ledger.points_per_yuan"}

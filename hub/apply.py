@@ -1,0 +1,178 @@
+"""After records land: stitch fans into members and post orders' and points events' points.
+
+Rows carry a pending-work flag (``fans.needs_stitch``, ``orders.needs_apply``,
+``points_events.needs_apply``) that :mod:`hub.store` raises when it writes them.
+:func:`apply_pending` does the work the flags ask for and clears each flag once its work is
+committed, so a crash in between only means the work is done again, and every posting is
+idempotent by key.  It works in batches: memory stays flat however much is pending.
+
+1. **Buyers.** An order's buyer becomes a fan of the shop account if it is not one already
+   (Kuaishou and Xiaohongshu know their customers only from orders).
+2. **Stitch.** Fans without a member are stitched in one pass; fans whose identity keys changed
+   are stitched again, incrementally (which may merge members).
+3. **Orders.** Each flagged order earns through the ``earn_points`` hook when paid, and gives
+   back proportionally when refunded (:func:`hub.ledger.earn_from_order`).
+4. **Points events.** A platform's points event is posted to its fan's member: a credit as
+   earned points, a debit as a redemption; the key is ``points:<platform>:<account>:<event id>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from hub.config import Settings
+from hub.errors import HubError
+from hub.identity import stitch, stitch_all
+from hub.ledger import LedgerPolicy, earn_from_order, post, redeem
+from hub.plugins import PluginHost
+from hub.store import upsert
+from schemas import Fan, Order, PointsEvent
+from schemas.tables import FanRow, OrderRow, PointsEventRow
+
+__all__ = ["ApplySummary", "apply_pending"]
+
+BATCH = 500
+fans_t = FanRow.__table__
+orders_t = OrderRow.__table__
+points_t = PointsEventRow.__table__
+
+
+@dataclass
+class ApplySummary:
+    """What :func:`apply_pending` did."""
+
+    buyers_added: int = 0
+    fans_stitched: int = 0
+    members_created: int = 0
+    merges: int = 0
+    blocked_keys: list[dict[str, Any]] = field(default_factory=list)
+    orders_applied: int = 0
+    points_events_applied: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _flagged_ids(engine: sa.Engine, table: sa.Table, flag: str, after: int) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(table.c.id).where(table.c[flag].is_(True), table.c.id > after)
+                                 .order_by(table.c.id).limit(BATCH)).scalars())
+
+
+def _clear(engine: sa.Engine, table: sa.Table, flag: str, ids: list[int]) -> None:
+    if ids:
+        with engine.begin() as conn:
+            conn.execute(table.update().where(table.c.id.in_(ids)).values({flag: False}))
+
+
+def _add_buyers(engine: sa.Engine, settings: Settings) -> int:
+    added, last = 0, 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(orders_t.c.id, orders_t.c.platform, orders_t.c.account_id, orders_t.c.buyer_uid)
+                .select_from(orders_t.outerjoin(fans_t, sa.and_(
+                    fans_t.c.platform_uid == orders_t.c.buyer_uid, fans_t.c.platform == orders_t.c.platform,
+                    fans_t.c.account_id == orders_t.c.account_id)))
+                .where(orders_t.c.needs_apply.is_(True), fans_t.c.id.is_(None), orders_t.c.id > last)
+                .order_by(orders_t.c.id).limit(BATCH)
+            ).all()
+        if not rows:
+            return added
+        buyers = [Fan(platform=r.platform, account_id=r.account_id, platform_uid=r.buyer_uid) for r in rows]
+        with engine.begin() as conn:
+            added += upsert(conn, buyers, settings.phones).inserted
+        last = rows[-1].id
+
+
+def _stitch(engine: sa.Engine, host: PluginHost, settings: Settings, summary: ApplySummary) -> None:
+    limit = settings.ledger.identity_key_limit
+    with engine.begin() as conn:  # no member yet: stitch_all takes them, member_id IS NULL is their mark
+        conn.execute(fans_t.update().where(fans_t.c.member_id.is_(None), fans_t.c.needs_stitch.is_(True))
+                     .values(needs_stitch=False))
+    reports = [stitch_all(engine, host=host, limit=limit)]
+    last = 0
+    while ids := _flagged_ids(engine, fans_t, "needs_stitch", last):
+        reports.append(stitch(engine, ids, host=host, limit=limit))
+        _clear(engine, fans_t, "needs_stitch", ids)
+        last = ids[-1]
+    for report in reports:
+        summary.fans_stitched += report.fans
+        summary.members_created += report.members_created
+        summary.merges += report.merges
+        summary.blocked_keys.extend(report.blocked)
+
+
+def _policy(settings: Settings) -> LedgerPolicy:
+    return LedgerPolicy(level_thresholds=tuple(settings.ledger.level_thresholds))
+
+
+def _expiry(settings: Settings, at: Any) -> Any:
+    days = settings.ledger.earned_points_expire_days
+    return at + timedelta(days=days) if days and at is not None else None
+
+
+def _apply_orders(engine: sa.Engine, host: PluginHost, settings: Settings, summary: ApplySummary) -> None:
+    policy, last = _policy(settings), 0
+    columns = [c for c in orders_t.c if c.name in Order.model_fields]
+    while ids := _flagged_ids(engine, orders_t, "needs_apply", last):
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(*columns).where(orders_t.c.id.in_(ids)).order_by(orders_t.c.id)).mappings().all()
+        applied = []
+        for row_id, row in zip(ids, rows, strict=True):
+            order = Order.model_validate(dict(row))
+            try:
+                earn_from_order(engine, order, host=host, policy=policy, expires_at=_expiry(settings, order.paid_at))
+                applied.append(row_id)
+            except HubError as exc:
+                summary.errors.append(f"order {order.platform}:{order.account_id}:{order.order_id}: {exc}")
+        _clear(engine, orders_t, "needs_apply", applied)
+        summary.orders_applied += len(applied)
+        last = ids[-1]
+
+
+def _apply_points(engine: sa.Engine, host: PluginHost, settings: Settings, summary: ApplySummary) -> None:
+    policy, last = _policy(settings), 0
+    columns = [c for c in points_t.c if c.name in PointsEvent.model_fields]
+    while ids := _flagged_ids(engine, points_t, "needs_apply", last):
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(*columns, fans_t.c.member_id, fans_t.c.id.label("fan_id"))
+                                .select_from(points_t.outerjoin(fans_t, sa.and_(
+                                    fans_t.c.platform_uid == points_t.c.fan_uid,
+                                    fans_t.c.platform == points_t.c.platform,
+                                    fans_t.c.account_id == points_t.c.account_id)))
+                                .where(points_t.c.id.in_(ids)).order_by(points_t.c.id)).mappings().all()
+        done = []
+        for row_id, row in zip(ids, rows, strict=True):
+            event = PointsEvent.model_validate({k: row[k] for k in PointsEvent.model_fields})
+            key = f"points:{event.platform}:{event.account_id}:{event.event_id}"
+            where = f"points event {event.platform}:{event.account_id}:{event.event_id}"
+            if row["member_id"] is None:
+                summary.errors.append(f"{where}: fan {event.fan_uid} is not known yet")
+                continue
+            try:
+                if event.delta > 0:
+                    post(engine, member_id=row["member_id"], points=event.delta, reason=event.reason, key=key,
+                         expires_at=event.expires_at or _expiry(settings, event.occurred_at),
+                         fan_id=row["fan_id"], now=event.occurred_at, policy=policy, host=host)
+                else:
+                    redeem(engine, member_id=row["member_id"], points=-event.delta, reason=event.reason, key=key,
+                           now=event.occurred_at, policy=policy, host=host)
+            except HubError as exc:  # an overdraw or a conflict will not pass by retrying
+                summary.errors.append(f"{where}: {exc}")
+            done.append(row_id)
+        _clear(engine, points_t, "needs_apply", done)
+        summary.points_events_applied += len(done)
+        last = ids[-1]
+
+
+def apply_pending(engine: sa.Engine, host: PluginHost, settings: Settings) -> ApplySummary:
+    """Do the pending work the flags ask for: buyers, stitching, orders, points events."""
+    summary = ApplySummary()
+    summary.buyers_added = _add_buyers(engine, settings)
+    _stitch(engine, host, settings, summary)
+    _apply_orders(engine, host, settings, summary)
+    _apply_points(engine, host, settings, summary)
+    return summary

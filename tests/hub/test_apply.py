@@ -1,0 +1,114 @@
+"""After a sync: buyers become fans, fans become members, orders and points events post points."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from hub.apply import apply_pending
+from hub.ledger import balance, verify
+from hub.plugins import load_plugins
+from hub.store import upsert
+from hub.sync import sync_accounts
+from hub.testing import serve_asgi
+from schemas import Fan, Order, PointsEvent
+from schemas.tables import FanRow, OrderRow
+from siyu_testplatform.sandbox import Population, make_app
+from tests.hub.sandboxes import settings_for, tp_account
+
+HOST = load_plugins()
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def member_of(engine, uid, platform="testplat", account="main"):
+    t = FanRow.__table__
+    with engine.connect() as conn:
+        return conn.execute(sa.select(t.c.member_id).where(t.c.platform == platform, t.c.account_id == account,
+                                                           t.c.platform_uid == uid)).scalar_one()
+
+
+async def test_orders_synced_alone_bring_their_buyers_who_earn_their_points(engine, database_url):
+    with serve_asgi(make_app(40)) as url:
+        settings = settings_for(HOST, database_url, tp_account(url))
+        await sync_accounts(HOST, settings, engine, stream="orders")
+    summary = apply_pending(engine, HOST, settings)
+    pop = Population(40)
+    buyers = {pop.order(i)["buyer_uid"] for i in range(pop.orders)}
+    assert summary.buyers_added == len(buyers) and summary.errors == []
+    assert summary.orders_applied == pop.orders
+    expected: dict[str, int] = {}
+    for i in range(pop.orders):
+        order = pop.order(i)
+        expected[order["buyer_uid"]] = expected.get(order["buyer_uid"], 0) + int(order["amount_fen"]) // 100
+    for uid, points in expected.items():
+        assert balance(engine, member_of(engine, uid))["balance"] == points
+    again = apply_pending(engine, HOST, settings)
+    assert (again.buyers_added, again.orders_applied, again.fans_stitched) == (0, 0, 0)
+    assert verify(engine) == []
+
+
+def test_a_refund_takes_back_and_a_replay_changes_nothing(engine, database_url):
+    settings = settings_for(HOST, database_url)
+    order = Order(platform="shop", account_id="s1", order_id="o1", buyer_uid="b1", amount_fen=10_000,
+                  status="paid", paid_at=NOW)
+    with engine.begin() as conn:
+        upsert(conn, [order], settings.phones)
+    apply_pending(engine, HOST, settings)
+    member = member_of(engine, "b1", "shop", "s1")
+    assert balance(engine, member)["balance"] == 100
+    with engine.begin() as conn:
+        upsert(conn, [order.model_copy(update={"status": "partially_refunded", "refunded_fen": 2_500})], settings.phones)
+    assert apply_pending(engine, HOST, settings).orders_applied == 1
+    assert balance(engine, member)["balance"] == 75
+    with engine.begin() as conn:  # the same status again: nothing changes, nothing is flagged
+        result = upsert(conn, [order.model_copy(update={"status": "partially_refunded", "refunded_fen": 2_500})],
+                        settings.phones)
+    assert result.unchanged == 1
+    assert apply_pending(engine, HOST, settings).orders_applied == 0
+    assert balance(engine, member)["balance"] == 75
+
+
+def test_points_events_post_to_the_member_and_a_phone_joins_two_platforms(engine, database_url):
+    settings = settings_for(HOST, database_url)
+    fans = [Fan(platform="douyin", account_id="ent", platform_uid="d1", phone="13800138000"),
+            Fan(platform="wecom", account_id="hq", platform_uid="w1", phone="+86 138-0013-8000")]
+    events = [PointsEvent(platform="douyin", account_id="ent", event_id="e1", fan_uid="d1", delta=50,
+                          reason="check-in", occurred_at=NOW),
+              PointsEvent(platform="douyin", account_id="ent", event_id="e2", fan_uid="d1", delta=-20,
+                          reason="coupon", occurred_at=NOW),
+              PointsEvent(platform="douyin", account_id="ent", event_id="e3", fan_uid="ghost", delta=5,
+                          reason="who?", occurred_at=NOW)]
+    with engine.begin() as conn:
+        upsert(conn, [*fans, *events], settings.phones)
+    summary = apply_pending(engine, HOST, settings)
+    assert member_of(engine, "d1", "douyin", "ent") == member_of(engine, "w1", "wecom", "hq")
+    assert balance(engine, member_of(engine, "w1", "wecom", "hq"))["balance"] == 30
+    assert summary.points_events_applied == 2
+    assert any("ghost is not known" in e for e in summary.errors)
+    # the unknown fan's event waits; once the fan arrives it is posted
+    with engine.begin() as conn:
+        upsert(conn, [Fan(platform="douyin", account_id="ent", platform_uid="ghost")], settings.phones)
+    later = apply_pending(engine, HOST, settings)
+    assert later.points_events_applied == 1 and later.errors == []
+    assert balance(engine, member_of(engine, "ghost", "douyin", "ent"))["balance"] == 5
+
+
+def test_a_key_that_arrives_later_merges_members(engine, database_url):
+    settings = settings_for(HOST, database_url)
+    with engine.begin() as conn:
+        upsert(conn, [Fan(platform="douyin", account_id="ent", platform_uid="d1", union_id="x1"),
+                      Fan(platform="wecom", account_id="hq", platform_uid="w1", phone="13900139000")], settings.phones)
+    apply_pending(engine, HOST, settings)
+    assert member_of(engine, "d1", "douyin", "ent") != member_of(engine, "w1", "wecom", "hq")
+    with engine.begin() as conn:  # the Douyin fan's phone becomes known
+        upsert(conn, [Fan(platform="douyin", account_id="ent", platform_uid="d1", phone="13900139000")], settings.phones)
+    summary = apply_pending(engine, HOST, settings)
+    assert summary.merges == 1
+    assert member_of(engine, "d1", "douyin", "ent") == member_of(engine, "w1", "wecom", "hq")
+    with engine.connect() as conn:
+        flagged = conn.execute(sa.select(sa.func.count()).select_from(FanRow.__table__)
+                               .where(FanRow.__table__.c.needs_stitch.is_(True))).scalar_one()
+        pending_orders = conn.execute(sa.select(sa.func.count()).select_from(OrderRow.__table__)
+                                      .where(OrderRow.__table__.c.needs_apply.is_(True))).scalar_one()
+    assert flagged == 0 and pending_orders == 0
