@@ -1,28 +1,39 @@
 """Posting a page of earned points in one transaction, for the sync engine and bulk imports.
 
-The rules are :func:`hub.ledger.post`'s, item by item; only the work is batched: the keys are
-looked up together, the members locked together (ascending id), entries and lots inserted with
-one ``executemany`` each, and each member's balance updated and card update queued once.
+The rules are :func:`hub.ledger.post`'s, item by item; only the work is set-based: one look-up of
+the page's keys, one locking read of its members (ascending id), one multi-row insert each for
+entries and lots, one balance update per member and one card update queued per member.  The
+statements are driver-level (:mod:`hub.ledger.bulk`): at this volume SQLAlchemy's per-row
+parameter processing costs more than the database does.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from hub.errors import IdempotencyConflict
+from hub.errors import IdempotencyConflict, NotFound
+from hub.ledger.bulk import insert_rows, select_in, time_binder, update_rows
 from hub.ledger.cards import LedgerPolicy, enqueue_many
-from hub.ledger.lots import Posted, body_hash, check_key, entries, entry_model, lots
+from hub.ledger.lots import Posted, body_hash, check_key, entries, entry_model, lots, members
 from hub.ledger.postings import DEFAULT_POLICY, _aware, _points, _reason, announce
-from hub.ledger.tx import lock_members, resolve_member, run_write
-from schemas import LedgerKind
+from hub.ledger.tx import resolve_member, run_write
+from schemas import LedgerEntry, LedgerKind
 from schemas.tables import utcnow
 
 __all__ = ["Earn", "post_many"]
+
+ENTRY_COLUMNS = ("idempotency_key", "member_id", "kind", "points", "reason", "reverses_entry_id", "expires_at",
+                 "body_hash", "created_at")
+LOT_COLUMNS = ("member_id", "source_entry_id", "origin_entry_id", "fan_id", "points", "remaining", "earned",
+               "earned_at", "expires_at")
+MEMBER_STATE = ("member_id", "merged_into", "balance", "lifetime_points")
 
 
 @dataclass(frozen=True)
@@ -37,9 +48,28 @@ class Earn:
     fan_id: int | None = None
 
 
-def _digest(item: Earn) -> str:
-    return body_hash({"op": "earn", "member": item.member_id, "points": item.points, "reason": item.reason.strip(),
+def _digest(item: Earn, quoted: dict[str, str]) -> str:
+    """:func:`body_hash` of the body :func:`hub.ledger.postings.earn_in` hashes, written directly
+    when every field is of the plain type (``quoted`` caches JSON-quoted reasons)."""
+    reason = item.reason.strip()
+    if type(item.member_id) is int and type(item.points) is int and type(item.fan_id) in (int, type(None)):
+        text = quoted.get(reason)
+        if text is None:
+            text = quoted[reason] = json.dumps(reason, ensure_ascii=False)
+        expires = json.dumps(item.expires_at.isoformat()) if item.expires_at else "null"
+        fan = "null" if item.fan_id is None else str(item.fan_id)
+        body = (f'{{"expires_at":{expires},"fan":{fan},"member":{item.member_id},"op":"earn",'
+                f'"points":{item.points},"reason":{text}}}')
+        return hashlib.sha256(body.encode()).hexdigest()
+    return body_hash({"op": "earn", "member": item.member_id, "points": item.points, "reason": reason,
                       "expires_at": item.expires_at.isoformat() if item.expires_at else None, "fan": item.fan_id})
+
+
+def _check(items: list[Earn]) -> None:
+    for item in items:
+        _points(item.points), _reason(item.reason), check_key(item.key), _aware(item.expires_at, "expires_at")
+        if type(item.member_id) is not int or item.member_id <= 0:
+            raise NotFound(f"no member {item.member_id!r}")
 
 
 def post_many(
@@ -48,14 +78,19 @@ def post_many(
 ) -> list[Posted]:
     """Post every item in one write transaction; returns one :class:`Posted` per item, in order.
 
+    An item whose key was used before (or earlier in ``items``) with the same body is a replay:
+    its :class:`Posted` carries the first entry and ``created=False``.  The balance of each
+    :class:`Posted` is its member's balance after the whole page.
+
     :raises InvalidPosting: an item is malformed; nothing is written.
     :raises IdempotencyConflict: a key was used (before, or earlier in ``items``) for a different
         body; nothing is written.
     :raises NotFound: a member does not exist; nothing is written.
     """
-    for item in items:
-        _points(item.points), _reason(item.reason), check_key(item.key), _aware(item.expires_at, "expires_at")
-    digests = [_digest(item) for item in items]
+    _check(items)
+    _aware(now, "now")
+    quoted: dict[str, str] = {}
+    digests = [_digest(item, quoted) for item in items]
     first_of: dict[str, int] = {}
     for i, item in enumerate(items):
         j = first_of.setdefault(item.key, i)
@@ -63,59 +98,100 @@ def post_many(
             raise IdempotencyConflict(f"idempotency key {item.key!r} appears twice with different bodies", key=item.key)
 
     def work(conn: sa.Connection) -> list[Posted]:
-        when = now or utcnow()
-        known: dict[str, Any] = {}
-        keys = list(first_of)
-        for start in range(0, len(keys), 500):
-            for row in conn.execute(sa.select(entries).where(entries.c.idempotency_key.in_(keys[start:start + 500]))):
-                if row.body_hash != digests[first_of[row.idempotency_key]]:
-                    raise IdempotencyConflict(f"idempotency key {row.idempotency_key!r} was used for a different "
-                                              f"request (entry {row.entry_id})", key=row.idempotency_key,
-                                              entry_id=row.entry_id)
-                known[row.idempotency_key] = row
+        when = (now or utcnow()).astimezone(UTC)
+        known: dict[str, tuple[int, int]] = {}
+        for entry_id, key, member_id, digest in select_in(
+                conn, entries, ("entry_id", "idempotency_key", "member_id", "body_hash"), "idempotency_key", first_of):
+            if digest != digests[first_of[key]]:
+                raise IdempotencyConflict(f"idempotency key {key!r} was used for a different request "
+                                          f"(entry {entry_id})", key=key, entry_id=entry_id)
+            known[key] = (entry_id, member_id)
         fresh = [i for key, i in first_of.items() if key not in known]
-        locked = lock_members(conn, {items[i].member_id for i in fresh} | {r.member_id for r in known.values()})
-        live = {m: row if row.merged_into is None else resolve_member(conn, m) for m, row in locked.items()}
-        rows = conn.execute(entries.insert().returning(*entries.c, sort_by_parameter_order=True), [
-            {"idempotency_key": items[i].key, "member_id": live[items[i].member_id].member_id, "kind": str(LedgerKind.EARN),
-             "points": items[i].points, "reason": items[i].reason.strip(), "reverses_entry_id": None,
-             "expires_at": items[i].expires_at, "body_hash": digests[i], "created_at": when} for i in fresh
-        ]).all() if fresh else []
-        if rows:
-            conn.execute(lots.insert(), [
-                {"member_id": row.member_id, "source_entry_id": row.entry_id, "origin_entry_id": row.entry_id,
-                 "fan_id": items[i].fan_id, "points": row.points, "remaining": row.points, "earned": row.points,
-                 "earned_at": when, "expires_at": row.expires_at} for i, row in zip(fresh, rows, strict=True)])
+        live, state = _lock(conn, {items[i].member_id for i in fresh}, {m for _, m in known.values()})
+        made = _insert(conn, [items[i] for i in fresh], [digests[i] for i in fresh], live, when)
         added: dict[int, int] = defaultdict(int)
-        for row in rows:
-            added[row.member_id] += row.points
-        state = {r.member_id: (r.balance, r.lifetime_points) for r in live.values()}
+        for entry in made.values():
+            added[entry.member_id] += entry.points
         changed: dict[int, tuple[int, int]] = {}
         updates = []
+        stamp = time_binder(conn, entries.c.created_at)(when)
         for member_id, points in added.items():
             balance, lifetime = state[member_id][0] + points, state[member_id][1] + points
             level = policy.level_for(lifetime)
             state[member_id] = (balance, lifetime)
             changed[member_id] = (balance, level)
-            updates.append({"m": member_id, "b": balance, "l": lifetime, "v": level, "t": when})
-        if updates:
-            conn.execute(sa.text("UPDATE members SET balance = :b, lifetime_points = :l, level = :v, updated_at = :t "
-                                 "WHERE member_id = :m"), updates)
-            enqueue_many(conn, changed)
-        made = {row.idempotency_key: row for row in rows}
+            updates.append((balance, lifetime, level, stamp, member_id))
+        update_rows(conn, members, ("balance", "lifetime_points", "level", "updated_at"), "member_id", updates)
+        enqueue_many(conn, changed)
+        earlier = _entries(conn, [entry_id for entry_id, _ in known.values()])
         out = []
         for item in items:
-            row = made.get(item.key)
-            if row is not None:
-                out.append(Posted(entry_model(row), True, row.member_id, state[row.member_id][0]))
-                made.pop(item.key)
-                known[item.key] = row
+            entry = made.pop(item.key, None)
+            if entry is not None:
+                out.append(Posted(entry, True, entry.member_id, state[entry.member_id][0]))
+                earlier[item.key] = entry
                 continue
-            row = known[item.key]
-            owner = live[row.member_id].member_id if row.member_id in live else row.member_id
-            out.append(Posted(entry_model(row), False, owner, state.get(owner, (0, 0))[0]))
+            entry = earlier[item.key]
+            owner = live.get(entry.member_id, entry.member_id)
+            out.append(Posted(entry, False, owner, state.get(owner, (0, 0))[0]))
         return out
 
     posted = run_write(engine, work)
     announce(host, posted)
     return posted
+
+
+def _lock(conn: sa.Connection, wanted: set[int], owners: set[int]) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
+    """Lock the members in ascending id order; return each one's live member and the live
+    members' ``(balance, lifetime_points)``.
+
+    :raises NotFound: a member in ``wanted`` does not exist.
+    """
+    rows = select_in(conn, members, MEMBER_STATE, "member_id", sorted(wanted | owners), order_by="member_id",
+                     for_update=True)
+    missing = sorted(wanted - {row[0] for row in rows})
+    if missing:
+        raise NotFound(f"no member {missing[0]}")
+    live: dict[int, int] = {}
+    state: dict[int, tuple[int, int]] = {}
+    for member_id, merged_into, balance, lifetime in rows:
+        if merged_into is None:
+            live[member_id], state[member_id] = member_id, (balance, lifetime)
+    for member_id, merged_into, _, _ in rows:
+        if merged_into is not None:
+            survivor = resolve_member(conn, member_id)
+            live[member_id] = survivor.member_id
+            state.setdefault(survivor.member_id, (survivor.balance, survivor.lifetime_points))
+    return live, state
+
+
+def _insert(
+    conn: sa.Connection, items: list[Earn], digests: list[str], live: dict[int, int], when: datetime,
+) -> dict[str, LedgerEntry]:
+    """Insert the entries and lots of new postings; return the entries by key."""
+    if not items:
+        return {}
+    stamp = time_binder(conn, entries.c.created_at)
+    created = stamp(when)
+    ids = dict((key, entry_id) for entry_id, key in insert_rows(
+        conn, entries, ENTRY_COLUMNS,
+        [(item.key, live[item.member_id], str(LedgerKind.EARN), item.points, item.reason.strip(), None,
+          stamp(item.expires_at), digest, created) for item, digest in zip(items, digests, strict=True)],
+        returning=("entry_id", "idempotency_key")))
+    insert_rows(conn, lots, LOT_COLUMNS, [
+        (live[item.member_id], ids[item.key], ids[item.key], item.fan_id, item.points, item.points, item.points,
+         created, stamp(item.expires_at)) for item in items])
+    return {item.key: LedgerEntry.model_construct(
+        entry_id=ids[item.key], idempotency_key=item.key, member_id=live[item.member_id], kind=LedgerKind.EARN,
+        points=item.points, reason=item.reason.strip(), reverses_entry_id=None,
+        expires_at=item.expires_at.astimezone(UTC) if item.expires_at else None, created_at=when,
+    ) for item in items}
+
+
+def _entries(conn: sa.Connection, entry_ids: list[int]) -> dict[str, LedgerEntry]:
+    """Earlier entries by key, read through Core so their times come back typed."""
+    out: dict[str, LedgerEntry] = {}
+    for start in range(0, len(entry_ids), 5_000):
+        for row in conn.execute(sa.select(entries).where(entries.c.entry_id.in_(entry_ids[start:start + 5_000]))):
+            out[row.idempotency_key] = entry_model(row)
+    return out

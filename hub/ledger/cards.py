@@ -10,9 +10,11 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
+from hub.ledger.bulk import select_in
 from schemas.tables import MemberCardRow, OutboxRow, utcnow
 
 __all__ = ["CARD_UPDATE", "DEFAULT_LEVEL_THRESHOLDS", "LedgerPolicy", "enqueue_card_updates", "enqueue_many"]
@@ -22,6 +24,14 @@ DEFAULT_LEVEL_THRESHOLDS = (1_000, 5_000, 20_000)
 
 cards = MemberCardRow.__table__
 outbox = OutboxRow.__table__
+
+
+class Card(NamedTuple):
+    member_id: int
+    id: int
+    platform: str
+    account_id: str
+    card_no: str
 
 
 @dataclass(frozen=True)
@@ -95,16 +105,12 @@ def enqueue_many(conn: sa.Connection, changed: dict[int, tuple[int, int]]) -> in
     """:func:`enqueue_card_updates` for many members at once: ``{member_id: (balance, level)}``."""
     if not changed:
         return 0
-    now = utcnow()
-    held = []
-    ids = sorted(changed)
-    for start in range(0, len(ids), 500):
-        held.extend(conn.execute(
-            sa.select(cards.c.member_id, cards.c.platform, cards.c.account_id, cards.c.card_no)
-            .where(cards.c.member_id.in_(ids[start:start + 500]), cards.c.status == "active")
-            .order_by(cards.c.member_id, cards.c.id)).all())
+    rows = select_in(conn, cards, ("member_id", "id", "platform", "account_id", "card_no", "status"), "member_id",
+                     sorted(changed))
+    held = [Card(*row[:5]) for row in sorted(rows) if row[5] == "active"]
     if not held:
         return 0
+    now = utcnow()
     wanted = [(c.platform, c.account_id, card_target(c.member_id)) for c in held]
     for start in range(0, len(wanted), 300):
         conn.execute(outbox.update().where(
