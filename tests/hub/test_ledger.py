@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -199,3 +199,52 @@ def test_post_many_matches_post_and_is_idempotent(engine: sa.Engine) -> None:
     assert count(engine, ENTRIES) == 3
     assert (ledger.balance(engine, a)["balance"], ledger.balance(engine, b)["balance"]) == (15, 20)
     assert ledger.verify(engine) == []
+
+
+def test_post_many_queues_one_card_update_per_member_and_card(engine: sa.Engine) -> None:
+    a, b = new_member(engine), new_member(engine)
+    with engine.begin() as conn:
+        conn.execute(MemberCardRow.__table__.insert(), [
+            {"member_id": a, "platform": "douyin", "account_id": "hq", "card_no": "D1", "level": 0, "balance": 0,
+             "status": "active", "inserted_at": T0, "updated_at": T0},
+            {"member_id": b, "platform": "douyin", "account_id": "hq", "card_no": "D2", "level": 0, "balance": 0,
+             "status": "closed", "inserted_at": T0, "updated_at": T0},
+        ])
+    ledger.post(engine, member_id=a, points=1, reason="r", key="first")
+    ledger.post_many(engine, [ledger.Earn(member_id=a, points=600, reason="r", key="p1"),
+                              ledger.Earn(member_id=b, points=7, reason="r", key="p2"),
+                              ledger.Earn(member_id=a, points=600, reason="r", key="p3")])
+    ob = OutboxRow.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(ob).order_by(ob.c.id)).all()
+    assert [(r.target, r.status) for r in rows] == [(f"card:{a}", "superseded"), (f"card:{a}", "pending")]
+    assert rows[-1].payload == {"member_id": a, "card_no": "D1", "balance": 1201, "level": 1}
+
+
+def test_post_many_stores_what_post_stores(engine: sa.Engine) -> None:
+    """Times written by the page path are stored in the columns' own format, so comparisons in
+    SQL (expiry) and reads agree with single postings."""
+    m = new_member(engine)
+    ledger.post(engine, member_id=m, points=5, reason="r", key="one", expires_at=T0 + timedelta(days=1), now=T0)
+    shanghai = timezone(timedelta(hours=8))
+    out = ledger.post_many(engine, [ledger.Earn(member_id=m, points=7, reason="r", key="page",
+                                                expires_at=datetime(2026, 1, 2, 8, tzinfo=shanghai))], now=T0)
+    assert out[0].entry.expires_at == T0 + timedelta(days=1) and out[0].entry.expires_at.tzinfo == UTC
+    assert ledger.history(engine, m)[-1] == out[0].entry
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT created_at, expires_at FROM ledger_entries ORDER BY entry_id").all()
+        earned = conn.exec_driver_sql("SELECT earned_at, expires_at FROM ledger_lots ORDER BY lot_id").all()
+        touched = conn.exec_driver_sql("SELECT updated_at FROM members").scalar_one()
+    assert stored[0] == stored[1] and earned[0] == earned[1]
+    if engine.dialect.name == "sqlite":  # naive UTC text, as UTCDateTimeType writes it
+        assert "+" not in touched and len(touched) == len(stored[0][0])
+    assert [p.entry.points for p in ledger.expire(engine, as_of=T0 + timedelta(days=1))] == [-5, -7]
+    assert ledger.verify(engine) == []
+
+
+def test_post_many_refuses_a_member_id_that_is_not_a_whole_number(engine: sa.Engine) -> None:
+    m = new_member(engine)
+    for bad in (str(m), True, 0, -m):
+        with pytest.raises(NotFound):
+            ledger.post_many(engine, [ledger.Earn(member_id=bad, points=1, reason="r", key=f"k{bad}")])  # type: ignore[arg-type]
+    assert count(engine, ENTRIES) == 0

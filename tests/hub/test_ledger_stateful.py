@@ -133,6 +133,36 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.earn(posted.entry.entry_id, member, points, fan, self.now, expires_at)
         self.replayable.append(("post", args, posted))
 
+    @rule(data=st.data(), size=st.integers(1, 4), replay_one=st.booleans())
+    def earn_page(self, data: st.DataObject, size: int, replay_one: bool) -> None:
+        """A page through ``post_many``: its entries are ``post``'s (a later ``post`` of a key
+        replays it), and a key posted before is a replay inside the page."""
+        page, fresh = [], []
+        for _ in range(size):
+            member = self.pick(data)
+            fans = sorted(self.model.members[self.model.live(member)].fans)
+            fan = data.draw(st.one_of(st.none(), st.sampled_from(fans))) if fans else None
+            expires = data.draw(st.one_of(st.none(), st.integers(1, 20)))
+            expires_at = self.now + timedelta(days=expires) if expires else None
+            args = dict(member_id=member, points=data.draw(st.integers(1, 400)), reason=data.draw(
+                st.sampled_from(["earn", "积分 \"quoted\"", " padded "])), key=self.key(), expires_at=expires_at,
+                fan_id=fan)
+            page.append(ledger.Earn(**args))
+            fresh.append(args)
+        earlier = [r for r in self.replayable if r[0] == "post"]
+        replayed = data.draw(st.sampled_from(earlier)) if replay_one and earlier else None
+        if replayed is not None:
+            page.insert(data.draw(st.integers(0, len(page))), ledger.Earn(**{
+                k: v for k, v in replayed[1].items() if k != "now"}))
+        posted = ledger.post_many(self.engine, page, now=self.now)
+        for item, p in zip(page, posted, strict=True):
+            if replayed is not None and item.key == replayed[1]["key"]:
+                assert not p.created and p.entry == replayed[2].entry
+                continue
+            assert p.created and p.member_id == self.model.live(item.member_id)
+            self.model.earn(p.entry.entry_id, item.member_id, item.points, item.fan_id, self.now, item.expires_at)
+            self.replayable.append(("post", {**fresh.pop(0), "now": self.now}, p))
+
     @rule(data=st.data(), points=st.integers(1, 500))
     def redeem(self, data: st.DataObject, points: int) -> None:
         member = self.pick(data)
