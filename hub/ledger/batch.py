@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from hub.errors import IdempotencyConflict, NotFound
 from hub.ledger.bulk import insert_rows, select_in, time_binder, update_rows
 from hub.ledger.cards import LedgerPolicy, enqueue_many
-from hub.ledger.lots import Posted, body_hash, check_key, entries, entry_model, lots, members
+from hub.ledger.lots import Posted, body_hash, check_key, entries, entry_model, lots, make_entry, members
 from hub.ledger.postings import DEFAULT_POLICY, _aware, _points, _reason, announce
 from hub.ledger.tx import resolve_member, run_write
 from schemas import LedgerEntry, LedgerKind
@@ -181,11 +181,9 @@ def _insert(
     insert_rows(conn, lots, LOT_COLUMNS, [
         (live[item.member_id], ids[item.key], ids[item.key], item.fan_id, item.points, item.points, item.points,
          created, stamp(item.expires_at)) for item in items])
-    return {item.key: LedgerEntry.model_construct(
-        entry_id=ids[item.key], idempotency_key=item.key, member_id=live[item.member_id], kind=LedgerKind.EARN,
-        points=item.points, reason=item.reason.strip(), reverses_entry_id=None,
-        expires_at=item.expires_at.astimezone(UTC) if item.expires_at else None, created_at=when,
-    ) for item in items}
+    return {item.key: make_entry(ids[item.key], item.key, live[item.member_id], LedgerKind.EARN, item.points,
+                                 item.reason.strip(), None, item.expires_at.astimezone(UTC) if item.expires_at else None,
+                                 when) for item in items}
 
 
 def _entries(conn: sa.Connection, entry_ids: list[int]) -> dict[str, LedgerEntry]:

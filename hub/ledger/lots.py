@@ -26,6 +26,7 @@ __all__ = [
     "check_key",
     "consume",
     "entry_model",
+    "make_entry",
     "find_replay",
     "insert_entry",
     "open_lot",
@@ -67,19 +68,32 @@ def check_key(key: object) -> str:
     return key
 
 
+_ENTRY_FIELDS = frozenset(LedgerEntry.model_fields)
+assert not LedgerEntry.__private_attributes__, "make_entry sets no private attributes"
+
+
+def make_entry(
+    entry_id: int, key: str, member_id: int, kind: LedgerKind, points: int, reason: str,
+    reverses_entry_id: int | None, expires_at: datetime | None, created_at: datetime,
+) -> LedgerEntry:
+    """A :class:`LedgerEntry` from stored, already valid values, without validation: what
+    ``model_construct`` builds with every field given, at a quarter of its cost (a page of
+    postings builds hundreds)."""
+    entry = object.__new__(LedgerEntry)
+    object.__setattr__(entry, "__dict__", {
+        "entry_id": entry_id, "idempotency_key": key, "member_id": member_id, "kind": kind, "points": points,
+        "reason": reason, "reverses_entry_id": reverses_entry_id, "expires_at": expires_at,
+        "created_at": created_at})
+    object.__setattr__(entry, "__pydantic_fields_set__", set(_ENTRY_FIELDS))
+    object.__setattr__(entry, "__pydantic_extra__", None)
+    object.__setattr__(entry, "__pydantic_private__", None)
+    return entry
+
+
 def entry_model(row: Any) -> LedgerEntry:
     """The canonical entry of a stored row (already valid: built without re-validating)."""
-    return LedgerEntry.model_construct(
-        entry_id=row.entry_id,
-        idempotency_key=row.idempotency_key,
-        member_id=row.member_id,
-        kind=LedgerKind(row.kind),
-        points=row.points,
-        reason=row.reason,
-        reverses_entry_id=row.reverses_entry_id,
-        expires_at=row.expires_at,
-        created_at=row.created_at,
-    )
+    return make_entry(row.entry_id, row.idempotency_key, row.member_id, LedgerKind(row.kind), row.points,
+                      row.reason, row.reverses_entry_id, row.expires_at, row.created_at)
 
 
 def find_replay(conn: sa.Connection, key: str, digest: str) -> Posted | None:

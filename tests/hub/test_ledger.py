@@ -18,7 +18,7 @@ from hub.errors import (
 )
 from hub.ledger.tx import run_write
 from hub.members import create_member
-from schemas import LedgerKind
+from schemas import LedgerEntry, LedgerKind
 from schemas.tables import LedgerEntryRow, LedgerLotRow, MemberCardRow, OutboxRow
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -248,3 +248,14 @@ def test_post_many_refuses_a_member_id_that_is_not_a_whole_number(engine: sa.Eng
         with pytest.raises(NotFound):
             ledger.post_many(engine, [ledger.Earn(member_id=bad, points=1, reason="r", key=f"k{bad}")])  # type: ignore[arg-type]
     assert count(engine, ENTRIES) == 0
+
+
+def test_entries_built_without_validation_are_ordinary_models() -> None:
+    from hub.ledger.lots import make_entry
+
+    fields = dict(entry_id=3, idempotency_key="k", member_id=2, kind=LedgerKind.EARN, points=5, reason="r",
+                  reverses_entry_id=None, expires_at=None, created_at=T0)
+    made = make_entry(*fields.values())
+    assert made == LedgerEntry.model_construct(**fields) == LedgerEntry.model_validate(fields)
+    assert made.model_fields_set == set(fields) and LedgerEntry.model_validate(made.model_dump()) == made
+    assert made.model_copy(update={"points": 6}).points == 6 and made.points == 5
