@@ -30,6 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hub.ledger.bulk import time_binder
 from hub.ledger.tx import lock_members, run_write
 from hub.members import create_member, merge_in
 from schemas import Fan
@@ -290,7 +291,7 @@ def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_
             if root not in groups:
                 groups[root] = start + len(groups)
             assign.append((groups[root], fan_id))
-        now = utcnow()
+        now = time_binder(conn, fans.c.updated_at)(utcnow())  # as UTCDateTimeType stores it (naive UTC on SQLite)
         _many(conn, "INSERT INTO members (member_id, level, lifetime_points, balance, inserted_at, updated_at) "
                     "VALUES (?, 0, 0, 0, ?, ?)", [(m, now, now) for m in groups.values()])
         if conn.dialect.name == "postgresql" and groups:

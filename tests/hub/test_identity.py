@@ -140,3 +140,16 @@ def test_hook_contributes_keys(engine: sa.Engine) -> None:
     add_fan(engine, "kuaishou", "y-0")  # "0" is a placeholder: no key
     stitch_all(engine, host=host)
     assert grouping(engine) == {frozenset({"douyin:x-42", "kuaishou:y-42"}), frozenset({"kuaishou:y-0"})}
+
+
+def test_stitch_all_stores_times_as_the_column_type_does(engine: sa.Engine) -> None:
+    add_fan(engine, "douyin", "u1", phone="13800138000")
+    add_fan(engine, "wecom", "u2", phone="13800138000")
+    stitch_all(engine)
+    with engine.connect() as conn:
+        stamps = [*conn.exec_driver_sql("SELECT updated_at FROM fans").scalars(),
+                  *conn.exec_driver_sql("SELECT inserted_at FROM members").scalars()]
+    if engine.dialect.name == "sqlite":  # naive UTC text, as UTCDateTimeType writes it
+        assert all(isinstance(s, str) and "+" not in s for s in stamps), stamps
+    else:
+        assert all(s.utcoffset() is not None for s in stamps)
