@@ -109,6 +109,8 @@ class WebhookResult:
     :param status_code: the HTTP status the platform expects.
     :param body: the exact response body the platform expects (``success``, an echo, …).
     :param media_type: the response's content type.
+    :param raw: the event as the platform sent it, minus phone numbers and secrets, stored with the
+        callback (JSON-serialisable); how an event the hub has no record for is kept.
     """
 
     events: Sequence[object] = ()

@@ -14,6 +14,8 @@ idempotent by key.  It works in batches: memory stays flat however much is pendi
    back proportionally when refunded (:func:`hub.ledger.earn_from_order`).
 4. **Points events.** A platform's points event is posted to its fan's member: a credit as
    earned points, a debit as a redemption; the key is ``points:<platform>:<account>:<event id>``.
+5. **Cards.** A member card a platform reported on a fan (opened or closed) becomes the member's
+   card on that account; an opened card is queued a push of the member's unified balance.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from hub.config import Settings
 from hub.errors import HubError
 from hub.identity import stitch, stitch_all
 from hub.ledger import LedgerPolicy, earn_from_order, post, redeem
+from hub.ledger.cards import CARD_UPDATE, card_target
+from hub.outbox import enqueue
 from hub.plugins import PluginHost
 from hub.store import upsert
-from schemas import Fan, Order, PointsEvent
-from schemas.tables import FanRow, OrderRow, PointsEventRow
+from schemas import CardStatus, Fan, Order, PointsEvent
+from schemas.tables import FanRow, MemberCardRow, MemberRow, OrderRow, PointsEventRow, utcnow
 
 __all__ = ["ApplySummary", "apply_pending"]
 
@@ -39,6 +43,8 @@ BATCH = 500
 fans_t = FanRow.__table__
 orders_t = OrderRow.__table__
 points_t = PointsEventRow.__table__
+cards_t = MemberCardRow.__table__
+members_t = MemberRow.__table__
 
 
 @dataclass
@@ -52,6 +58,7 @@ class ApplySummary:
     blocked_keys: list[dict[str, Any]] = field(default_factory=list)
     orders_applied: int = 0
     points_events_applied: int = 0
+    cards_updated: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -168,11 +175,48 @@ def _apply_points(engine: sa.Engine, host: PluginHost, settings: Settings, summa
         last = ids[-1]
 
 
+def _apply_cards(engine: sa.Engine, summary: ApplySummary) -> None:
+    last = 0
+    while ids := _flagged_ids(engine, fans_t, "needs_card", last):
+        done = []
+        with engine.begin() as conn:
+            rows = conn.execute(sa.select(fans_t.c.id, fans_t.c.platform, fans_t.c.account_id, fans_t.c.member_id,
+                                          fans_t.c.card_no, fans_t.c.card_status)
+                                .where(fans_t.c.id.in_(ids), fans_t.c.member_id.is_not(None))).all()
+            for fan in rows:
+                _card_for(conn, fan)
+                done.append(fan.id)
+            if done:
+                conn.execute(fans_t.update().where(fans_t.c.id.in_(done)).values(needs_card=False))
+        summary.cards_updated += len(done)
+        last = ids[-1]
+
+
+def _card_for(conn: sa.Connection, fan: Any) -> None:
+    """Make the fan's reported card the member's card on that account (in ``conn``)."""
+    where = (cards_t.c.member_id == fan.member_id, cards_t.c.platform == fan.platform,
+             cards_t.c.account_id == fan.account_id)
+    status = fan.card_status or CardStatus.ACTIVE
+    values = {"status": status, "updated_at": utcnow(), **({"card_no": fan.card_no} if fan.card_no else {})}
+    if conn.execute(cards_t.update().where(*where).values(**values)).rowcount == 0:
+        conn.execute(cards_t.insert().values(member_id=fan.member_id, platform=fan.platform,
+                                             account_id=fan.account_id, inserted_at=utcnow(), **values))
+    if status == CardStatus.ACTIVE:
+        member = conn.execute(sa.select(members_t.c.balance, members_t.c.level)
+                              .where(members_t.c.member_id == fan.member_id)).one()
+        card_no = conn.execute(sa.select(cards_t.c.card_no).where(*where)).scalar_one()
+        enqueue(conn, platform=fan.platform, account_id=fan.account_id, kind=CARD_UPDATE,
+                target=card_target(fan.member_id),
+                payload={"member_id": fan.member_id, "card_no": card_no, "balance": member.balance,
+                         "level": member.level})
+
+
 def apply_pending(engine: sa.Engine, host: PluginHost, settings: Settings) -> ApplySummary:
-    """Do the pending work the flags ask for: buyers, stitching, orders, points events."""
+    """Do the pending work the flags ask for: buyers, stitching, orders, points events, cards."""
     summary = ApplySummary()
     summary.buyers_added = _add_buyers(engine, settings)
     _stitch(engine, host, settings, summary)
     _apply_orders(engine, host, settings, summary)
     _apply_points(engine, host, settings, summary)
+    _apply_cards(engine, summary)
     return summary

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from hub.events import FanUpserted, MessageReceived
 from hub.phones import PhoneVault
-from schemas import Direction, Fan, Message, Order, PointsEvent, Record
-from schemas.tables import FanRow, MessageRow, OrderRow, PointsEventRow, utcnow
+from schemas import Account, Direction, Fan, Message, Order, PointsEvent, Record
+from schemas.tables import AccountRow, FanRow, MessageRow, OrderRow, PointsEventRow, utcnow
 
 if TYPE_CHECKING:
     from hub.plugins import PluginHost
@@ -79,6 +79,19 @@ def _plain_values(record: Record, fields: Iterable[str], _phones: PhoneVault) ->
     return {name: getattr(record, name) for name in fields}
 
 
+def _account_values(account: Account, fields: Iterable[str], _phones: PhoneVault) -> dict[str, Any]:
+    values = {name: getattr(account, name) for name in fields}
+    if "status" in values and values["status"] is None:
+        values["status"] = "active"  # a new account is taken as authorised until told otherwise
+    return values
+
+
+def _raised(flags: tuple[tuple[str, frozenset[str] | None], ...], written: dict[str, Any]) -> dict[str, bool]:
+    """The flags that ``written`` (the values going to the row) raises."""
+    return {flag: True for flag, watched in flags
+            if (watched is None and written) or (watched and any(written.get(f) is not None for f in watched))}
+
+
 def _replace(_record: Any, _row: Any, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
@@ -89,17 +102,20 @@ class _Kind:
     uid: str
     values: Callable[[Any, Iterable[str], PhoneVault], dict[str, Any]]
     merge: Callable[[Any, Any, dict[str, Any]], dict[str, Any]] = _replace
-    flag: str | None = None
-    """A pending-work column raised when the row is inserted or ``flag_on`` fields change."""
-    flag_on: frozenset[str] | None = None
-    """The fields whose change raises ``flag`` (``None``: any change)."""
+    flags: tuple[tuple[str, frozenset[str] | None], ...] = ()
+    """Pending-work columns, each raised when the fields it watches are written with a value
+    (``None``: any field); :mod:`hub.apply` clears them once the work is done."""
 
 
+ANY = None
 KINDS: dict[type[Record], _Kind] = {
-    Fan: _Kind(FanRow.__table__, "platform_uid", _fan_values, _merge_fan, flag="needs_stitch",
-               flag_on=frozenset({"union_id", "phone_hash", "identity_keys"})),
-    Order: _Kind(OrderRow.__table__, "order_id", _plain_values, flag="needs_apply"),
-    PointsEvent: _Kind(PointsEventRow.__table__, "event_id", _plain_values, flag="needs_apply"),
+    Fan: _Kind(FanRow.__table__, "platform_uid", _fan_values, _merge_fan, flags=(
+        ("needs_stitch", frozenset({"union_id", "phone_hash", "identity_keys"})),
+        ("needs_card", frozenset({"card_no", "card_status"})),
+    )),
+    Order: _Kind(OrderRow.__table__, "order_id", _plain_values, flags=(("needs_apply", ANY),)),
+    PointsEvent: _Kind(PointsEventRow.__table__, "event_id", _plain_values, flags=(("needs_apply", ANY),)),
+    Account: _Kind(AccountRow.__table__, "account_id", _account_values),
     Message: _Kind(MessageRow.__table__, "platform_msg_id", _plain_values),
 }
 
@@ -147,7 +163,8 @@ def _upsert_group(
         row = existing.get(uid)
         if row is None:
             values = kind.values(record, type(record).model_fields, phones)
-            inserts.append({**values, "inserted_at": now, "updated_at": now})
+            inserts.append({**values, **{f: False for f, _ in kind.flags}, **_raised(kind.flags, values),
+                            "inserted_at": now, "updated_at": now})
             result.inserted += 1
             result.changed.append((record, True))
             continue
@@ -156,8 +173,7 @@ def _upsert_group(
         if not diff:
             result.unchanged += 1
             continue
-        if kind.flag and (kind.flag_on is None or kind.flag_on & diff.keys()):
-            diff[kind.flag] = True
+        diff.update({flag: True for flag, watched in kind.flags if watched is None or watched & diff.keys()})
         diff["updated_at"] = now
         updates[frozenset(diff)].append({**{f"v_{k}": v for k, v in diff.items()}, "row_id": row["id"]})
         result.updated += 1

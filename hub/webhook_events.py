@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from hub.phones import PhoneVault
 from hub.plugins import PluginHost
 from hub.store import UpsertResult, announce, upsert
-from schemas import Fan, Message, Order, PointsEvent, Record
+from schemas import Account, Fan, Message, Order, PointsEvent, Record
 from schemas.tables import WebhookEventRow, utcnow
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
 log = logging.getLogger("siyu.webhooks")
 
 events_table = WebhookEventRow.__table__
-RECORD_TYPES: dict[str, type[Record]] = {cls.__name__: cls for cls in (Fan, Order, PointsEvent, Message)}
+RECORD_TYPES: dict[str, type[Record]] = {cls.__name__: cls for cls in (Fan, Order, PointsEvent, Message, Account)}
 """The canonical records a callback may carry, by the name stored in the payload."""
 
 MAX_ERROR_LENGTH = 500

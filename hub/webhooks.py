@@ -158,12 +158,14 @@ async def _receive(request: Request) -> Response:
         log.info("webhook %s/%s rejected (%d): %s", platform, account_id, status, exc)
         return PlainTextResponse("rejected", status_code=status)
     response = Response(content=result.body, status_code=result.status_code, media_type=result.media_type)
-    if not result.events and result.dedupe_key is None:
+    if not result.events and result.dedupe_key is None and not result.raw:
         log.info("webhook %s/%s answered (%d), nothing to store", platform, account_id, result.status_code)
         return response
     records = list(result.events)
     dedupe_key = result.dedupe_key or body_dedupe_key(body)
     payload = {"records": encode_records(records, receiver.settings.phones)}
+    if result.raw:  # an event with no canonical record (or a platform's extra facts) is kept as it came
+        payload["raw"] = dict(result.raw)
     stored = await run_in_threadpool(store_event, receiver.engine, platform, account_id, dedupe_key, payload)
     if not stored.created:
         log.info("webhook %s/%s key=%s: a re-delivery, acknowledged, nothing stored",

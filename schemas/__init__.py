@@ -4,6 +4,7 @@ This package depends on nothing of ``hub`` or ``plugins``.
 """
 
 from schemas.enums import (
+    AccountStatus,
     Capability,
     CardStatus,
     ContentType,
@@ -41,6 +42,7 @@ from schemas.types import (
 
 __all__ = [
     "Account",
+    "AccountStatus",
     "Capability",
     "CardStatus",
     "ContentType",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "AccountStatus",
     "Capability",
     "CardStatus",
     "ContentType",
@@ -20,6 +21,13 @@ __all__ = [
     "LedgerKind",
     "OrderStatus",
 ]
+
+
+class AccountStatus(StrEnum):
+    """Whether the brand's authorisation of the app on a platform account stands."""
+
+    ACTIVE = "active"
+    UNAUTHORISED = "unauthorised"
 
 
 class Capability(StrEnum):

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
 from schemas.enums import (
+    AccountStatus,
     CardStatus,
     ContentType,
     Direction,
@@ -47,11 +48,16 @@ class Record(BaseModel):
 
 
 class Account(Record):
-    """A brand's account on one platform (企业号, corp + agent, app_id, shop, …)."""
+    """A brand's account on one platform (企业号, corp + agent, app_id, shop, …).
+
+    ``status`` is what the platform last said of the brand's authorisation: ``active``, or
+    ``unauthorised`` after the brand revoked the app (an adapter reports it from a callback).
+    """
 
     platform: Id
     account_id: Id
     name: str | None = None
+    status: AccountStatus | None = None
 
 
 class FollowRelation(Record):
@@ -81,6 +87,8 @@ class Fan(Record):
     followed_at: UTCDateTime | None = None
     unfollowed_at: UTCDateTime | None = None
     tier: FanTier | None = None
+    card_no: Id | None = Field(default=None, description="the fan's member card on this account, if any")
+    card_status: CardStatus | None = Field(default=None, description="opened (active) or closed by the fan")
     tags: list[str] = Field(default_factory=list)
     follows: list[FollowRelation] = Field(default_factory=list)
     interactions: dict[str, NonNegativeInt] = Field(default_factory=dict)

@@ -90,10 +90,11 @@ def _code(length: int = 32, **kw: Any) -> Any:
     return Field(sa_type=sa.String(length), nullable=False, **kw)
 
 
-def _flag() -> Any:
+def _flag(default: bool = True) -> Any:
     """Work pending on a row (stitching a fan, posting an order's points); set when the row is
     written, cleared by the step that does the work, so a crash between the two loses nothing."""
-    return Field(default=True, nullable=False, index=True, sa_column_kwargs={"server_default": sa.true()})
+    return Field(default=default, nullable=False, index=True,
+                 sa_column_kwargs={"server_default": sa.true() if default else sa.false()})
 
 
 class _Stamped(SQLModel):
@@ -145,12 +146,15 @@ class FanRow(_Stamped, table=True):
     followed_at: datetime | None = _time()
     unfollowed_at: datetime | None = _time()
     tier: str | None = Field(default=None, sa_type=sa.String(16))
+    card_no: str | None = Field(default=None, sa_type=sa.String(191))
+    card_status: str | None = Field(default=None, sa_type=sa.String(16))
     tags: list[str] = _json(default_factory=list)
     follows: list[dict[str, Any]] = _json(default_factory=list)
     interactions: dict[str, int] = _json(default_factory=dict)
     identity_keys: dict[str, str] = _json(default_factory=dict)
     member_id: int | None = Field(default=None, foreign_key="members.member_id", index=True)
     needs_stitch: bool = _flag()
+    needs_card: bool = _flag(default=False)
 
 
 class MemberCardRow(_Stamped, table=True):

@@ -11,10 +11,12 @@ verify_webhook         the challenge echoed as ``{"challenge": …}``; nothing s
 im_receive_msg         an inbound :class:`schemas.Message` (+ the sender's nickname/avatar)
 im_send_msg            an outbound :class:`schemas.Message`
 new_follow_action      the fan, following, with ``followed_at``
-life_member_join       the fan with the phone the member joined with (an identity key)
-authorize, unauthorize, life_member_leave, anything else
-                       no record: stored under its ``Msg-Id`` and acknowledged; the event
-                       name and content are in ``WebhookResult.raw`` (phones removed)
+life_member_join       the fan, its 来客 member card opened, with the phone the member joined
+                       with (an identity key)
+life_member_leave      the fan, its member card closed
+authorize, unauthorize the account, authorised or not (``Account.status``)
+anything else          no record: stored under its ``Msg-Id`` and acknowledged, the event
+                       name and content kept as ``WebhookResult.raw`` (phones removed)
 =====================  =====================================================================
 """
 
@@ -31,6 +33,8 @@ import hub
 from plugins.douyin.wire import MSG_ID_HEADER, SIGNATURE_HEADER, as_int, signature_matches
 from schemas import (
     Account,
+    AccountStatus,
+    CardStatus,
     ContentType,
     Direction,
     Fan,
@@ -141,7 +145,8 @@ def _follow(envelope: Mapping[str, Any], content: Mapping[str, Any], account: Ac
 def _member_join(envelope: Mapping[str, Any], content: Mapping[str, Any], account: Account,
                  own_open_id: str) -> list[Any]:
     uid = str(content.get("open_id") or _counterpart(envelope, own_open_id))
-    fan = Fan(platform=account.platform, account_id=account.account_id, platform_uid=uid)
+    fan = Fan(platform=account.platform, account_id=account.account_id, platform_uid=uid,
+              card_status=CardStatus.ACTIVE)
     mobile = content.get("mobile")
     if mobile:
         try:
@@ -150,6 +155,18 @@ def _member_join(envelope: Mapping[str, Any], content: Mapping[str, Any], accoun
             log.info("douyin %s: life_member_join carried a phone that is not a mainland mobile; "
                      "kept the member without it", account.account_id)
     return [fan]
+
+
+def _member_leave(envelope: Mapping[str, Any], content: Mapping[str, Any], account: Account,
+                  own_open_id: str) -> list[Any]:
+    uid = str(content.get("open_id") or _counterpart(envelope, own_open_id))
+    return [Fan(platform=account.platform, account_id=account.account_id, platform_uid=uid,
+                card_status=CardStatus.CLOSED)]
+
+
+def _authorisation(event: str, account: Account) -> list[Any]:
+    status = AccountStatus.ACTIVE if event == "authorize" else AccountStatus.UNAUTHORISED
+    return [Account(platform=account.platform, account_id=account.account_id, status=status)]
 
 
 def parse_callback(account: Account, request: hub.WebhookRequest, *, client_secret: str, own_open_id: str,
@@ -190,6 +207,10 @@ def parse_callback(account: Account, request: hub.WebhookRequest, *, client_secr
             records = _follow(envelope, content, account, own_open_id)
         elif event == "life_member_join":
             records = _member_join(envelope, content, account, own_open_id)
+        elif event == "life_member_leave":
+            records = _member_leave(envelope, content, account, own_open_id)
+        elif event in ("authorize", "unauthorize"):
+            records = _authorisation(event, account)
     except (KeyError, TypeError, ValueError) as exc:  # includes pydantic's ValidationError
         log.warning("douyin %s: %s event not understood (%s); stored without records",
                     account.account_id, event, type(exc).__name__)

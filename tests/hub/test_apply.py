@@ -112,3 +112,46 @@ def test_a_key_that_arrives_later_merges_members(engine, database_url):
         pending_orders = conn.execute(sa.select(sa.func.count()).select_from(OrderRow.__table__)
                                       .where(OrderRow.__table__.c.needs_apply.is_(True))).scalar_one()
     assert flagged == 0 and pending_orders == 0
+
+
+def test_a_card_a_platform_reports_becomes_the_members_card_and_is_pushed_the_balance(engine, database_url):
+    from hub.ledger import post
+    from schemas.tables import MemberCardRow, OutboxRow
+
+    settings = settings_for(HOST, database_url)
+    with engine.begin() as conn:
+        upsert(conn, [Fan(platform="douyin", account_id="ent", platform_uid="d1", phone="13700137000"),
+                      Fan(platform="wecom", account_id="hq", platform_uid="w1", phone="13700137000")], settings.phones)
+    apply_pending(engine, HOST, settings)
+    member = member_of(engine, "d1", "douyin", "ent")
+    post(engine, member_id=member, points=88, reason="welcome", key="welcome-d1")
+    with engine.begin() as conn:  # a life_member_join callback: the fan opened the Douyin card
+        upsert(conn, [Fan(platform="douyin", account_id="ent", platform_uid="d1", card_no="DY-1",
+                          card_status="active")], settings.phones)
+    summary = apply_pending(engine, HOST, settings)
+    assert summary.cards_updated == 1
+    cards, outbox = MemberCardRow.__table__, OutboxRow.__table__
+    with engine.connect() as conn:
+        card = conn.execute(sa.select(cards)).mappings().one()
+        queued = conn.execute(sa.select(outbox).where(outbox.c.status == "pending")).mappings().all()
+    assert (card["member_id"], card["platform"], card["card_no"], card["status"]) == (member, "douyin", "DY-1", "active")
+    assert [(q["platform"], q["payload"]["balance"], q["payload"]["card_no"]) for q in queued] == [("douyin", 88, "DY-1")]
+    with engine.begin() as conn:  # life_member_leave
+        upsert(conn, [Fan(platform="douyin", account_id="ent", platform_uid="d1", card_status="closed")],
+               settings.phones)
+    apply_pending(engine, HOST, settings)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(cards.c.status, cards.c.card_no)).one() == ("closed", "DY-1")
+
+
+def test_an_account_status_record_is_stored(engine, database_url):
+    from schemas import Account
+    from schemas.tables import AccountRow
+
+    settings = settings_for(HOST, database_url)
+    with engine.begin() as conn:
+        upsert(conn, [Account(platform="douyin", account_id="ent", status="unauthorised")], settings.phones)
+        upsert(conn, [Account(platform="douyin", account_id="ent2")], settings.phones)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.select(AccountRow.__table__.c.account_id, AccountRow.__table__.c.status)).all())
+    assert rows == {"ent": "unauthorised", "ent2": "active"}

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from hub import storage
 from hub.testing import serve_asgi
-from schemas.tables import FanRow
+from schemas.tables import FanRow, metadata
 from siyu_testplatform.sandbox import Faults, Population, make_app
 from tests.hub.sandboxes import FAST_RETRY, toml_for, tp_account
 
@@ -56,10 +56,10 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_result(dat
                                     "retry": FAST_RETRY, "accounts": [tp_account(url, page_size=30)]}))
         command = [SIYU, "--config", str(config), "sync", "--stream", "fans", "--json"]
 
-        def reset():
+        def reset():  # every table, children first (the sync also stitches members)
             with engine.begin() as conn:
-                conn.execute(sa.delete(FanRow.__table__))
-                conn.execute(sa.text("DELETE FROM sync_checkpoints"))
+                for table in reversed(metadata.sorted_tables):
+                    conn.execute(sa.delete(table))
 
         def start_and_wait_for_rows():
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

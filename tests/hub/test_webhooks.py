@@ -89,6 +89,15 @@ async def test_stored_payload_keeps_no_clear_phone(client, engine):
     assert PHONE not in text and "小红" in text
 
 
+async def test_an_event_without_records_is_stored_raw_and_acknowledged(client, engine):
+    body, headers = signed({"msg_id": "m-raw", "event": "shop_decorated"})
+    response = await client.post(URL, content=body, headers=headers)
+    assert response.status_code == 200 and response.content == ACK
+    [event] = rows(engine, events_table)
+    assert event["dedupe_key"] == "m-raw" and event["payload"]["raw"] == {"event": "shop_decorated"}
+    assert event["payload"]["records"] == []
+
+
 async def test_replay_gets_the_same_ack_and_stores_nothing_new(client, engine, tracker):
     body, headers = signed(callback())
     first = await client.post(URL, content=body, headers=headers)

@@ -68,6 +68,9 @@ class HookAdapter(hub.Adapter):
             return hub.WebhookResult(body=echo.encode())
         self._verify(request.body, request.headers.get("x-hook-timestamp"), request.headers.get("x-hook-signature"))
         data = json.loads(request.body)
+        if "event" in data:  # an event the hub has no record for: kept raw
+            return hub.WebhookResult(dedupe_key=data["msg_id"], raw={"event": data["event"]}, body=ACK,
+                                     media_type="application/json")
         fan = Fan(platform=account.platform, account_id=account.account_id, platform_uid=data["uid"],
                   nickname=data.get("nickname"), phone=data.get("phone"),
                   follow_state=FollowState(data.get("follow", "following")))

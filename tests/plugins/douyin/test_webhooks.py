@@ -145,7 +145,23 @@ async def test_a_member_join_with_an_odd_phone_keeps_the_member(caplog):
     assert "555" not in caplog.text
 
 
-@pytest.mark.parametrize("event", ["authorize", "unauthorize", "life_member_leave", "create_video", "brand_new"])
+async def test_a_member_join_opens_the_card_and_a_leave_closes_it():
+    joined = await parse(envelope("life_member_join", {"account_id": "7000", "open_id": "fan-3"}))
+    left = await parse(envelope("life_member_leave", {"account_id": "7000", "open_id": "fan-3"}))
+    assert [(f.platform_uid, f.card_status) for f in joined.events] == [("fan-3", "active")]
+    assert [(f.platform_uid, f.card_status) for f in left.events] == [("fan-3", "closed")]
+    assert left.events[0].model_fields_set == {"platform", "account_id", "platform_uid", "card_status"}
+
+
+@pytest.mark.parametrize(("event", "status"), [("authorize", "active"), ("unauthorize", "unauthorised")])
+async def test_authorisation_events_report_the_account_status(event, status):
+    result = await parse(envelope(event, {"scopes": ["im.direct_message"]}), msg_id=f"id-{event}")
+    [account] = result.events
+    assert (account.platform, account.status) == ("douyin", status)
+    assert result.dedupe_key == f"id-{event}" and result.raw["event"] == event
+
+
+@pytest.mark.parametrize("event", ["create_video", "brand_new"])
 async def test_events_without_records_are_kept_under_their_msg_id(event):
     result = await parse(envelope(event, {"scopes": ["im.direct_message"], "mobile": "13800138000"}),
                          msg_id=f"id-{event}")
