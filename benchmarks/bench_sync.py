@@ -1,5 +1,8 @@
 """Sync throughput and memory: the hub against a bare loop, in the same run.
 
+The RSS check runs `siyu sync --no-apply`: the sync engine alone (stitching, which holds the keys
+in memory by design, is measured by bench_stitch.py).
+
 The sandbox of the test platform runs in its own process (uvicorn, loopback).  Then, into fresh
 databases:
 
@@ -127,7 +130,7 @@ def peak_rss(url: str, fans: int, backend: str, tmp: Path, page_size: int) -> in
     config.write_text(toml_for({"database": {"url": database_url}, "security": {"phone_key": "k" * 32},
                                 "accounts": [tp_account(url, page_size=page_size)]}))
     siyu = shutil.which("siyu", path=str(Path(sys.executable).parent)) or "siyu"
-    proc = subprocess.Popen([siyu, "--config", str(config), "sync", "--stream", "fans", "--json"],
+    proc = subprocess.Popen([siyu, "--config", str(config), "sync", "--stream", "fans", "--no-apply", "--json"],
                             stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     assert status == 0, f"siyu sync exited {status}"

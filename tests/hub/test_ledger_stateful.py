@@ -46,6 +46,7 @@ def shared_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         path = tmp_path_factory.mktemp("stateful") / "siyu.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         engine = storage.open_database(f"sqlite:///{path}")
+        allow_resets(engine)
         yield engine
         engine.dispose()
         return
@@ -57,9 +58,24 @@ def shared_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         # a throwaway test database: commits need not wait for the disk (visibility is unchanged)
         conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     engine = storage.open_database(_db_url(name))
+    allow_resets(engine)
     yield engine
     engine.dispose()
     _drop(admin, name)
+
+
+def allow_resets(engine: sa.Engine) -> None:
+    """Drop the append-only triggers of this throwaway database, so examples can start empty.
+
+    The triggers themselves are tested in ``test_ledger.py``; the machine checks its invariants
+    against its model and ``verify`` after every step.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS ledger_entries_no_update")
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS ledger_entries_no_delete")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER IF EXISTS ledger_entries_append_only ON ledger_entries")
 
 
 def empty(engine: sa.Engine) -> None:

@@ -147,3 +147,21 @@ def test_postgresql_finds_a_page_of_fans_by_index_before_any_statistics(postgres
         ).scalars())
     engine.dispose()
     assert "Index Cond" in plan and "platform_uid" in plan.split("Index Cond")[1].split("\n")[0], plan
+
+
+def test_ledger_entries_cannot_be_updated_or_deleted(engine):
+    from schemas.tables import LedgerEntryRow
+
+    entries = LedgerEntryRow.__table__
+    with engine.begin() as conn:
+        member = conn.execute(sa.insert(MemberRow.__table__).returning(MemberRow.__table__.c.member_id)).scalar_one()
+        conn.execute(sa.insert(entries).values(idempotency_key="k1", member_id=member, kind="earn", points=5,
+                                               reason="r", body_hash="0" * 64))
+    for statement in (sa.update(entries).values(points=500), sa.delete(entries)):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
+            conn.execute(statement)
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
+            conn.exec_driver_sql("TRUNCATE ledger_entries CASCADE")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(entries.c.points)).scalars().all() == [5]
