@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from hub.ledger.bulk import time_binder
 from hub.ledger.tx import lock_members, run_write
+from hub.events import MembersMerged
 from hub.members import create_member, merge_in
 from schemas import Fan
 from schemas.tables import BlockedIdentityKeyRow, FanIdentityKeyRow, FanRow, MemberChangeRow, utcnow
@@ -59,6 +60,8 @@ class StitchReport:
     members_created: int = 0
     merges: int = 0
     blocked: list[dict[str, Any]] = field(default_factory=list)
+    merged: list[tuple[int, int, str]] = field(default_factory=list)
+    """``(survivor, merged, reason)`` of each merge, announced as :class:`hub.events.MembersMerged`."""
 
 
 def usable(value: object) -> str | None:
@@ -161,8 +164,10 @@ def _stitch_one(conn: sa.Connection, row: Any, host: Any, limit: int, pinned: se
         lock_members(conn, candidates)
         for other in sorted(candidates - {member_id}):
             kind = related.get(other) or related.get(member_id) or "key"
-            merge_in(conn, member_id, other, reason=f"fans share a {kind} key", actor="stitch", rule=f"stitch:{kind}")
+            change = merge_in(conn, member_id, other, reason=f"fans share a {kind} key", actor="stitch",
+                              rule=f"stitch:{kind}")
             report.merges += 1
+            report.merged.append((member_id, other, change.reason))
     if row.member_id != member_id:
         conn.execute(fans.update().where(fans.c.id == row.id).values(member_id=member_id, updated_at=utcnow()))
 
@@ -186,6 +191,10 @@ def stitch(engine: sa.Engine, fan_ids: Iterable[int], *, host: Any = None, limit
         report.members_created += one.members_created
         report.merges += one.merges
         report.blocked.extend(one.blocked)
+        report.merged.extend(one.merged)
+        if host is not None:  # after the commit, as every track_event
+            for survivor, merged, reason in one.merged:
+                host.emit(MembersMerged(survivor=survivor, merged=merged, reason=reason))
     return report
 
 
@@ -316,4 +325,5 @@ def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_
         report.members_created += later.members_created
         report.merges += later.merges
         report.blocked.extend(later.blocked)
+        report.merged.extend(later.merged)
     return report

@@ -17,17 +17,18 @@ import sqlalchemy as sa
 
 from hub.errors import InvalidPosting, MergeRefused, NotFound
 from hub.events import MembersMerged
-from hub.ledger.cards import LedgerPolicy, enqueue_card_updates
+from hub.ledger.cards import LedgerPolicy, card_target, enqueue_card_updates
 from hub.ledger.lots import apply_change, body_hash, insert_entry, lots, members
 from hub.ledger.postings import DEFAULT_POLICY
 from hub.ledger.tx import lock_members, resolve_member, run_write
 from schemas import LedgerKind
-from schemas.tables import FanRow, MemberCardRow, MemberChangeRow, utcnow
+from schemas.tables import FanRow, MemberCardRow, MemberChangeRow, OutboxRow, utcnow
 
 __all__ = ["Change", "FanRef", "create_member", "merge", "merge_in", "refresh_tiers", "split", "undo"]
 
 fans = FanRow.__table__
 cards = MemberCardRow.__table__
+outbox = OutboxRow.__table__
 changes = MemberChangeRow.__table__
 
 
@@ -107,6 +108,14 @@ def _move(
                 cards.c.member_id == source.member_id, card_filter)).all():
             if (card.platform, card.account_id) not in taken:
                 conn.execute(cards.update().where(cards.c.id == card.id).values(member_id=target.member_id))
+            elif action == "merge":
+                # the survivor already holds a card on that account: it shows the unified balance,
+                # and this one is closed rather than pushed an empty balance
+                conn.execute(cards.update().where(cards.c.id == card.id).values(status="closed", updated_at=utcnow()))
+                conn.execute(outbox.update().where(
+                    outbox.c.platform == card.platform, outbox.c.account_id == card.account_id,
+                    outbox.c.target == card_target(source.member_id), outbox.c.status == "pending",
+                ).values(status="superseded", updated_at=utcnow()))
     if points:
         digest = body_hash({"op": "transfer", "change": change_id})
         for member, sign, kind in ((source, -1, LedgerKind.TRANSFER_OUT), (target, 1, LedgerKind.TRANSFER_IN)):

@@ -155,3 +155,43 @@ def test_an_account_status_record_is_stored(engine, database_url):
     with engine.connect() as conn:
         rows = dict(conn.execute(sa.select(AccountRow.__table__.c.account_id, AccountRow.__table__.c.status)).all())
     assert rows == {"ent": "unauthorised", "ent2": "active"}
+
+
+def test_a_stitching_merge_is_announced_and_a_second_card_on_one_account_is_closed(engine, database_url):
+    import hub
+    from hub.ledger import post
+    from schemas.tables import MemberCardRow, OutboxRow
+
+    seen = []
+
+    class Observer:
+        @hub.hookimpl
+        def track_event(self, event):
+            seen.append(event)
+
+    host = load_plugins(extra=[(Observer(), "undo-observer")])
+    settings = settings_for(host, database_url)
+    with engine.begin() as conn:  # two people so far, each with a Douyin card on the same account
+        upsert(conn, [Fan(platform="douyin", account_id="ent", platform_uid="d1", card_no="C1", card_status="active"),
+                      Fan(platform="douyin", account_id="ent", platform_uid="d2", card_no="C2", card_status="active")],
+               settings.phones)
+    apply_pending(engine, host, settings)
+    first, second = member_of(engine, "d1", "douyin", "ent"), member_of(engine, "d2", "douyin", "ent")
+    post(engine, member_id=first, points=10, reason="r", key="p1")
+    post(engine, member_id=second, points=5, reason="r", key="p2")
+    with engine.begin() as conn:  # the same phone turns up on both: one person
+        upsert(conn, [Fan(platform="douyin", account_id="ent", platform_uid="d1", phone="13600136000"),
+                      Fan(platform="douyin", account_id="ent", platform_uid="d2", phone="13600136000")],
+               settings.phones)
+    summary = apply_pending(engine, host, settings)
+    assert summary.merges == 1
+    merges = [e for e in seen if e.name == "members_merged"]
+    assert [(e.survivor, e.merged) for e in merges] == [(min(first, second), max(first, second))]
+    cards, outbox = MemberCardRow.__table__, OutboxRow.__table__
+    with engine.connect() as conn:
+        states = dict(conn.execute(sa.select(cards.c.card_no, cards.c.status)).all())
+        pushes = conn.execute(sa.select(outbox.c.payload).where(outbox.c.status == "pending")).scalars().all()
+    survivor_card = "C1" if first < second else "C2"
+    closed_card = "C2" if first < second else "C1"
+    assert states == {survivor_card: "active", closed_card: "closed"}
+    assert [(p["card_no"], p["balance"]) for p in pushes] == [(survivor_card, 15)]
