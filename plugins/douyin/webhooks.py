@@ -146,7 +146,7 @@ def _member_join(envelope: Mapping[str, Any], content: Mapping[str, Any], accoun
                  own_open_id: str) -> list[Any]:
     uid = str(content.get("open_id") or _counterpart(envelope, own_open_id))
     fan = Fan(platform=account.platform, account_id=account.account_id, platform_uid=uid,
-              card_status=CardStatus.ACTIVE)
+              card_no=uid, card_status=CardStatus.ACTIVE)  # a 来客 member is addressed by open_id
     mobile = content.get("mobile")
     if mobile:
         try:
