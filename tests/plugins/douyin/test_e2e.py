@@ -196,3 +196,35 @@ def test_siyu_serve_receives_douyin_callbacks(tmp_path, database_url, engine):
     assert "13900139000" not in json.dumps(event["payload"], ensure_ascii=False)
     [fan] = rows(engine, FanRow, platform_uid="fan-0-000007")
     assert fan["phone_hash"] is not None
+
+
+async def test_a_member_join_becomes_a_card_that_shows_the_unified_balance(database_url, engine):
+    """life_member_join → the member's card → points from another platform → pushed to 来客."""
+    from hub.apply import apply_pending
+    from hub.ledger import post
+    from hub.store import upsert
+    from schemas import Fan
+    from schemas.tables import MemberCardRow
+
+    with serve_asgi(make_app(10)) as sandbox:
+        settings = settings_for(database_url, account(sandbox))
+        app = create_app(HOST, settings, engine, apply_pending_on_start=False)
+        with serve_asgi(app) as hub_url:
+            join = {"url": f"{hub_url}/webhooks/douyin/ent", "event": "life_member_join",
+                    "from_user_id": "fan-0-000007", "msg_id": "join-7",
+                    "content": {"account_id": "7000", "open_id": "fan-0-000007", "mobile": "13512345678"}}
+            assert httpx.post(f"{sandbox}/_admin/deliver", json=join).json()["status"] == 200
+        with engine.begin() as conn:  # the same person on WeCom, known by the same phone
+            upsert(conn, [Fan(platform="wecom", account_id="hq", platform_uid="wm-7", phone="13512345678")],
+                   settings.phones)
+        applied = apply_pending(engine, HOST, settings)
+        assert applied.cards_updated == 1 and applied.errors == []
+        [card] = rows(engine, MemberCardRow)
+        assert (card["platform"], card["card_no"], card["status"]) == ("douyin", "fan-0-000007", "active")
+        [wecom_fan] = rows(engine, FanRow, platform="wecom")
+        assert wecom_fan["member_id"] == card["member_id"]  # one person across the two platforms
+        post(engine, member_id=card["member_id"], points=321, reason="WeCom order", key="wecom-order-1")
+        summary = await Drainer(engine, HOST, settings).drain()
+        members = httpx.get(f"{sandbox}/_admin/members").json()
+    assert summary.dead == 0
+    assert members["members"]["fan-0-000007"]["points_amount_cent"] == 32100
