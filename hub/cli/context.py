@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -31,6 +32,13 @@ class Context:
     @cached_property
     def settings(self) -> Settings:
         return load_settings(self.host, self.config_path)
+
+    @property
+    def policy(self) -> Any:
+        """The ledger's rules from ``[ledger]`` in siyu.toml."""
+        from hub.ledger import LedgerPolicy
+
+        return LedgerPolicy(level_thresholds=tuple(self.settings.ledger.level_thresholds))
 
     def engine(self) -> sa.Engine:
         """The database, refusing a schema that is behind."""

@@ -55,7 +55,7 @@ def post(
 ) -> None:
     """Credit earned points to a member."""
     state = get_context(ctx)
-    p = ledger.post(state.engine(), member_id=member, points=points, reason=reason, key=key,
+    p = ledger.post(state.engine(), member_id=member, points=points, reason=reason, key=key, policy=state.policy,
                     expires_at=parse_time(expires_at, "--expires-at"), host=state.host)
     emit(_posted(p), as_json, _say)
 
@@ -71,7 +71,8 @@ def redeem(
 ) -> None:
     """Spend a member's points, oldest unexpired first; refused (nothing written) if it would overdraw."""
     state = get_context(ctx)
-    p = ledger.redeem(state.engine(), member_id=member, points=points, key=key, reason=reason, host=state.host)
+    p = ledger.redeem(state.engine(), member_id=member, points=points, key=key, reason=reason, host=state.host,
+                      policy=state.policy)
     emit(_posted(p), as_json, _say)
 
 
@@ -85,7 +86,7 @@ def reverse(
 ) -> None:
     """Append the reversal of an entry (an entry is reversed once)."""
     state = get_context(ctx)
-    p = ledger.reverse(state.engine(), entry_id, key=key, reason=reason, host=state.host)
+    p = ledger.reverse(state.engine(), entry_id, key=key, reason=reason, host=state.host, policy=state.policy)
     emit(_posted(p), as_json, _say)
 
 
@@ -127,7 +128,7 @@ def expire(
 ) -> None:
     """Write an expiry entry for each lot that is due; each lot expires exactly once."""
     state = get_context(ctx)
-    written = ledger.expire(state.engine(), as_of=parse_time(as_of, "--as-of"), host=state.host)
+    written = ledger.expire(state.engine(), as_of=parse_time(as_of, "--as-of"), host=state.host, policy=state.policy)
     result = {"ok": True, "expired": [_posted(p) for p in written],
               "points": -sum(p.entry.points for p in written)}
     emit(result, as_json, lambda r: console.print(
@@ -137,7 +138,8 @@ def expire(
 @ledger_app.command("verify")
 def verify(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Recompute every invariant from the entries; exit 1 listing each violation."""
-    found = ledger.verify(get_context(ctx).engine(), policy=ledger.LedgerPolicy())
+    state = get_context(ctx)
+    found = ledger.verify(state.engine(), policy=state.policy)
     result = {"ok": not found, "violations": [v.__dict__ for v in found]}
 
     def render(r: dict[str, Any]) -> None:

@@ -122,7 +122,8 @@ def merge(
 ) -> None:
     """Merge member B into member A, moving its fans, points and cards (audited, undoable)."""
     state = get_context(ctx)
-    c = members.merge(state.engine(), survivor, merged, reason=reason, actor=_actor(), host=state.host)
+    c = members.merge(state.engine(), survivor, merged, reason=reason, actor=_actor(), host=state.host,
+                      policy=state.policy)
     emit(_change(c), as_json, lambda r: console.print(
         f"change {r['change_id']}: member {merged} merged into {survivor}, {r['points']} points and "
         f"{len(r['fan_ids'])} fan(s) moved; undo with `siyu members undo {r['change_id']}`"))
@@ -138,7 +139,8 @@ def split(
 ) -> None:
     """Move fans (and the points they earned) out of a member into a new member."""
     refs = [members.FanRef.parse(f) for f in fan]
-    c = members.split(get_context(ctx).engine(), member, refs, reason=reason, actor=_actor())
+    state = get_context(ctx)
+    c = members.split(state.engine(), member, refs, reason=reason, actor=_actor(), policy=state.policy)
     emit(_change(c), as_json, lambda r: console.print(
         f"change {r['change_id']}: {len(r['fan_ids'])} fan(s) and {r['points']} points moved from member "
         f"{member} to new member {r['other_member_id']}"))
@@ -152,7 +154,8 @@ def undo(
     as_json: bool = JsonOption,
 ) -> None:
     """Undo a merge or a split, once."""
-    c = members.undo(get_context(ctx).engine(), change, reason=reason, actor=_actor())
+    state = get_context(ctx)
+    c = members.undo(state.engine(), change, reason=reason, actor=_actor(), policy=state.policy)
     emit(_change(c), as_json, lambda r: console.print(
         f"change {r['change_id']} undid change {change}: {r['points']} points moved to member {r['other_member_id']}"))
 
@@ -160,13 +163,15 @@ def undo(
 @members_app.command("stitch")
 def stitch(
     ctx: typer.Context,
-    limit: int = typer.Option(identity.DEFAULT_KEY_LIMIT, "--limit", min=2,
-                              help="Block a key value shared by more fans than this."),
+    limit: int | None = typer.Option(None, "--limit", min=2,
+                                     help="Block a key value shared by more fans than this "
+                                          "(default: [ledger] identity_key_limit, 20)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Give every fan without a member one, joining fans that share identity keys."""
     state = get_context(ctx)
-    report = identity.stitch_all(state.engine(), host=state.host, limit=limit)
+    engine = state.engine()
+    report = identity.stitch_all(engine, host=state.host, limit=limit or state.settings.ledger.identity_key_limit)
     emit({"ok": True, **report.__dict__}, as_json, lambda r: console.print(
         f"{r['fans']} fan(s) stitched, {r['members_created']} member(s) created, {r['merges']} merge(s); "
         f"{len(r['blocked'])} key value(s) blocked" + "".join(

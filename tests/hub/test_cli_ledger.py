@@ -133,3 +133,22 @@ def test_tiers_command(siyu, database_url: str) -> None:
     assert doc == {"ok": True, "changed": 1}
     doc, _ = siyu("members", "tiers")
     assert doc["changed"] == 0
+
+
+def test_level_thresholds_come_from_the_ledger_section(database_url: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    config = tmp_path / "siyu.toml"
+    config.write_text(f'[database]\nurl = "{database_url}"\n[security]\nphone_key = "test-phone-key-0123456789abcdef"\n'
+                      '[ledger]\nlevel_thresholds = [10, 20]\n')
+    monkeypatch.setenv("SIYU_CONFIG", str(config))
+    engine = engine_of(database_url)
+    add_fan(engine, "douyin", "d1")
+    assert main(["members", "stitch", "--json"]) == 0
+    capsys.readouterr()
+    member = engine.connect().execute(sa.text("SELECT member_id FROM fans")).scalar_one()
+    assert main(["ledger", "post", "--member", str(member), "--points", "25", "--reason", "r", "--key", "k",
+                 "--json"]) == 0
+    capsys.readouterr()
+    assert main(["members", "show", str(member), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["level"] == 2
+    assert main(["ledger", "verify", "--json"]) == 0
+    engine.dispose()
