@@ -27,6 +27,12 @@ __all__ = ["DEFAULT_TIMEOUT", "HubClient", "Limiters", "build_client", "user_age
 
 log = logging.getLogger("siyu.http")
 
+# httpx logs every request's full URL at INFO, and platforms put secrets and tokens in query
+# strings (WeCom's corpsecret and access_token): its loggers stay quiet below WARNING, and the
+# hub logs each call itself, without the query.
+for _noisy in ("httpx", "httpcore"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
 

@@ -20,7 +20,7 @@ def client_with(router, base_url=None):
 async def test_base_url_user_agent_and_a_clean_log(caplog):
     router = respx.Router(assert_all_called=True)
     route = router.get("https://override.example/v1/fans").respond(json={"code": 0})
-    caplog.set_level(logging.INFO, logger="siyu.http")
+    caplog.set_level(logging.INFO)  # everything a `siyu serve` log would show, httpx's own loggers included
     async with client_with(router, "https://override.example") as client:
         await client.get("/v1/fans", params={"access_token": "TOPSECRET", "mobile": "13800138000"})
     assert route.calls[0].request.headers["User-Agent"] == f"siyu-hub/{hub.__version__}"

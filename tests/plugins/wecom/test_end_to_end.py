@@ -85,3 +85,58 @@ def test_sync_then_callbacks_change_fans(tmp_path, database_url, engine, capsys)
         notes = conn.execute(sa.select(MessageRow.__table__).where(MessageRow.__table__.c.platform == "wecom")).mappings().all()
     assert len(events) == 2 and {e["status"] for e in events} == {"processed"}  # the repeat was stored once
     assert sorted(n["body"]["ChangeType"] for n in notes) == ["add_external_contact", "del_follow_user"]
+
+
+def test_callbacks_through_the_siyu_serve_command(tmp_path, database_url, engine):
+    """The real ``siyu serve`` process: URL verification, an encrypted add event, a forgery."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    sandbox_port, hub_port = free_port(), free_port()
+    spec = make_sandbox(3, 40, f"http://127.0.0.1:{sandbox_port}")
+    account = dict(spec.account)
+    config = tmp_path / "siyu.toml"
+    config.write_text(toml_for({"database": {"url": database_url}, "security": {"phone_key": "k" * 32},
+                                "accounts": [account]}))
+    env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
+    siyu = str(Path(sys.executable).parent / "siyu")
+    with serve_asgi(spec.app, port=sandbox_port) as sandbox_url:
+        proc = subprocess.Popen([siyu, "--config", str(config), "serve", "--port", str(hub_port)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            hub_url = f"http://127.0.0.1:{hub_port}"
+            for _ in range(400):
+                assert proc.poll() is None, proc.stderr.read()
+                try:
+                    if httpx.get(f"{hub_url}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            hook = f"{hub_url}/webhooks/wecom/{account['id']}"
+            verified = httpx.post(f"{sandbox_url}/_admin/verify", json={"url": hook}).json()
+            added = httpx.post(f"{sandbox_url}/_admin/callback", json={
+                "change": "add_external_contact", "userid": "staff0000", "external_userid": "wmSERVE01",
+                "url": hook, "repeat": 2}).json()
+            forged = httpx.post(hook, params={"msg_signature": "0" * 40, "timestamp": "1", "nonce": "1"},
+                                content=b"<xml><Encrypt>AAAA</Encrypt></xml>")
+            for _ in range(200):
+                if "wmSERVE01" in fan_rows(engine):
+                    break
+                time.sleep(0.05)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            finally:
+                proc.kill()
+    log_text = proc.stderr.read()
+    assert verified["status"] == 200 and verified["body"] == verified["expected"]
+    assert [a["status"] for a in added["answers"]] == [200, 200] and forged.status_code == 401
+    assert fan_rows(engine)["wmSERVE01"]["follow_state"] == "following"
+    secret = account["secret"]
+    for leaked in (secret, account["encoding_aes_key"], account["token"]):
+        assert leaked not in log_text
