@@ -43,3 +43,15 @@ def toml_for(settings_raw: dict[str, Any]) -> str:
             else:
                 lines.append(f"{k} = {json.dumps(v)}")
     return "\n".join(lines) + "\n"
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child the test will stop with SIGINT, as Ctrl-C would.
+
+    A shell without job control starts background commands with SIGINT ignored, and children
+    inherit that (CI runs the suite so); restore the default so the child's Python turns SIGINT
+    into ``KeyboardInterrupt`` as on a terminal.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -32,6 +32,7 @@ from tests.hub.outbox_helpers import (
     write_config,
 )
 from tests.hub.webhook_helpers import serving
+from tests.hub.sandboxes import interruptible
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -191,7 +192,7 @@ def test_a_killed_drainer_is_resumed(engine, database_url, drainer, sandbox, tmp
     sandbox.faults[1] = "hold"
     config = write_config(tmp_path / "siyu.toml", database_url, sandbox.base_url)
     env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.hub.outbox_helpers", "--config", str(config),
+    proc = subprocess.Popen(preexec_fn=interruptible, args=[sys.executable, "-m", "tests.hub.outbox_helpers", "--config", str(config),
                              "outbox", "drain", "--lease", "30"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -245,7 +246,7 @@ def test_an_interrupted_drainer_gives_its_item_back(engine, database_url, sandbo
     sandbox.faults[1] = "hold"
     config = write_config(tmp_path / "siyu.toml", database_url, sandbox.base_url)
     env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.hub.outbox_helpers", "--config", str(config),
+    proc = subprocess.Popen(preexec_fn=interruptible, args=[sys.executable, "-m", "tests.hub.outbox_helpers", "--config", str(config),
                              "outbox", "drain"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert sandbox.arrived.wait(60), "the drainer never pushed"

@@ -21,6 +21,7 @@ from hub.errors import NotFound, PluginError, UnknownPlatform
 from hub.runtime import open_account
 from hub.sandbox import SandboxSpec, account_toml, build_sandbox
 from tests.hub.sandbox_helpers import make_host
+from tests.hub.sandboxes import interruptible
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONE_KEY = "test-phone-key-0123456789abcdef"
@@ -33,7 +34,7 @@ def host():
 
 def start(*args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
-    return subprocess.Popen([sys.executable, "-m", "tests.hub.sandbox_helpers", "sandbox", *args], cwd=ROOT,
+    return subprocess.Popen(preexec_fn=interruptible, args=[sys.executable, "-m", "tests.hub.sandbox_helpers", "sandbox", *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -19,6 +19,7 @@ from hub.webhook_events import encode_records, store_event
 from hub.webhooks import create_app
 from schemas import Fan
 from schemas.tables import FanRow, WebhookEventRow
+from tests.hub.sandboxes import interruptible
 from tests.hub.webhook_helpers import (
     ACK,
     SECRET,
@@ -218,7 +219,7 @@ def test_siyu_serve_receives_over_loopback(engine, database_url, tmp_path):
     with free_socket() as probe:
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.hub.webhook_helpers", "--config", str(config), "serve",
+    proc = subprocess.Popen(preexec_fn=interruptible, args=[sys.executable, "-m", "tests.hub.webhook_helpers", "--config", str(config), "serve",
                              "--port", str(port), "--max-body", "4096"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -23,7 +23,7 @@ from hub.testing import free_port, serve_asgi
 from hub.webhooks import create_app
 from plugins.douyin.sandbox import CLIENT_SECRET, OPEN_ID, account_settings, event_body, make_app, signed_headers
 from schemas.tables import FanRow, MessageRow, TokenRow, WebhookEventRow
-from tests.hub.sandboxes import toml_for
+from tests.hub.sandboxes import interruptible, toml_for
 
 HOST = load_plugins()
 ROOT = Path(__file__).resolve().parents[3]
@@ -163,7 +163,7 @@ def test_siyu_serve_receives_douyin_callbacks(tmp_path, database_url, engine):
         config = tmp_path / "siyu.toml"
         config.write_text(toml_for(raw))
         env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "siyu"), "--config", str(config), "serve", "--port", str(port)],
+        proc = subprocess.Popen(preexec_fn=interruptible, args=[str(Path(sys.executable).parent / "siyu"), "--config", str(config), "serve", "--port", str(port)],
                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             hub_url = f"http://127.0.0.1:{port}"

@@ -14,7 +14,7 @@ from hub.testing import free_port, serve_asgi
 from hub.webhooks import create_app
 from plugins.wecom.sandbox import make_sandbox
 from schemas.tables import FanRow, MessageRow, WebhookEventRow
-from tests.hub.sandboxes import settings_for, toml_for
+from tests.hub.sandboxes import interruptible, settings_for, toml_for
 
 HOST = load_plugins()
 FANS = FanRow.__table__
@@ -105,7 +105,7 @@ def test_callbacks_through_the_siyu_serve_command(tmp_path, database_url, engine
     env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
     siyu = str(Path(sys.executable).parent / "siyu")
     with serve_asgi(spec.app, port=sandbox_port) as sandbox_url:
-        proc = subprocess.Popen([siyu, "--config", str(config), "serve", "--port", str(hub_port)], env=env,
+        proc = subprocess.Popen(preexec_fn=interruptible, args=[siyu, "--config", str(config), "serve", "--port", str(hub_port)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             hub_url = f"http://127.0.0.1:{hub_port}"
