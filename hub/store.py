@@ -47,7 +47,13 @@ class UpsertResult:
 def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in fields:
-        if name == "phone":
+        if name == "interactions_added":
+            if fan.interactions_added:  # a new fan starts from its reported counters plus these
+                counts = dict(fan.interactions)
+                for kind, added in fan.interactions_added.items():
+                    counts[kind] = counts.get(kind, 0) + added
+                values["interactions"] = counts
+        elif name == "phone":
             values["phone_hash"] = phones.hash(fan.phone) if fan.phone else None
             values["phone_encrypted"] = phones.encrypt(fan.phone) if fan.phone else None
         else:
@@ -72,6 +78,11 @@ def _merge_fan(fan: Fan, row: Any, values: dict[str, Any]) -> dict[str, Any]:
         values["follows"] = [merged[k] for k in sorted(merged)]
     if "identity_keys" in values:
         values["identity_keys"] = {**(row["identity_keys"] or {}), **values["identity_keys"]}
+    if fan.interactions_added:  # added to what is stored (or to the totals this record also sets)
+        counts = dict(fan.interactions if "interactions" in fan.model_fields_set else row["interactions"] or {})
+        for kind, added in fan.interactions_added.items():
+            counts[kind] = counts.get(kind, 0) + added
+        values["interactions"] = counts
     return values
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from schemas.enums import (
     AccountStatus,
@@ -91,7 +91,13 @@ class Fan(Record):
     card_status: CardStatus | None = Field(default=None, description="opened (active) or closed by the fan")
     tags: list[str] = Field(default_factory=list)
     follows: list[FollowRelation] = Field(default_factory=list)
-    interactions: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    interactions: dict[str, NonNegativeInt] = Field(
+        default_factory=dict, description="interaction counters as the platform reports them (totals)")
+    interactions_added: dict[str, PositiveInt] = Field(
+        default_factory=dict,
+        description="counts one callback adds to the stored counters (a message, a follow); applied once per "
+                    "stored callback, so only webhooks should use it, never a re-readable sync page",
+    )
     identity_keys: dict[str, str] = Field(
         default_factory=dict,
         description="Extra keys that identify the person across platforms, by kind.",

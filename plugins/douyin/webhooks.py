@@ -8,9 +8,10 @@ JSON *string* that is parsed a second time (``verify_webhook`` sends an object).
 event                  what the hub gets
 =====================  =====================================================================
 verify_webhook         the challenge echoed as ``{"challenge": …}``; nothing stored
-im_receive_msg         an inbound :class:`schemas.Message` (+ the sender's nickname/avatar)
+im_receive_msg         an inbound :class:`schemas.Message` (+ the sender's nickname/avatar and one
+                       more ``messages`` interaction)
 im_send_msg            an outbound :class:`schemas.Message`
-new_follow_action      the fan, following, with ``followed_at``
+new_follow_action      the fan, following, with ``followed_at``; one more ``follows`` interaction
 life_member_join       the fan, its 来客 member card opened, with the phone the member joined
                        with (an identity key)
 life_member_leave      the fan, its member card closed
@@ -124,18 +125,19 @@ def _im(event: str, envelope: Mapping[str, Any], content: Mapping[str, Any], acc
         sent_at=from_epoch_millis(as_int(content["create_time"])),
     )
     records: list[Any] = [message]
+    known: dict[str, Any] = {}
     for info in content.get("user_infos") or ():
         if isinstance(info, Mapping) and info.get("open_id") == fan_uid:
-            known = {"nickname": info.get("nick_name"), "avatar_url": info.get("avatar")}
-            known = {k: v for k, v in known.items() if v}
-            if known:
-                records.append(Fan(platform=account.platform, account_id=account.account_id,
-                                   platform_uid=fan_uid, **known))
+            known = {k: v for k, v in {"nickname": info.get("nick_name"), "avatar_url": info.get("avatar")}.items() if v}
+    if inbound:  # a message from the fan is an interaction (counted once: the callback is stored once)
+        known["interactions_added"] = {"messages": 1}
+    if known:
+        records.append(Fan(platform=account.platform, account_id=account.account_id, platform_uid=fan_uid, **known))
     return records
 
 
 def _follow(envelope: Mapping[str, Any], content: Mapping[str, Any], account: Account, own_open_id: str) -> list[Any]:
-    fields: dict[str, Any] = {"follow_state": FollowState.FOLLOWING}
+    fields: dict[str, Any] = {"follow_state": FollowState.FOLLOWING, "interactions_added": {"follows": 1}}
     if content.get("action_time") not in (None, ""):
         fields["followed_at"] = from_epoch_seconds(as_int(content["action_time"]))
     return [Fan(platform=account.platform, account_id=account.account_id,

@@ -68,3 +68,15 @@ def test_identity_keys_accumulate(engine):
     with engine.begin() as conn:
         upsert(conn, [fan(identity_keys={"weibo_uid": "w1"})], PHONES)
     assert stored(engine)["identity_keys"] == {"alipay_user_id": "2088", "weibo_uid": "w1"}
+
+
+def test_interactions_added_by_a_callback_add_to_the_stored_counters(engine):
+    with engine.begin() as conn:
+        upsert(conn, [fan(interactions={"messages": 4, "likes": 2})], PHONES)
+    with engine.begin() as conn:
+        upsert(conn, [fan(interactions_added={"messages": 1, "follows": 1})], PHONES)
+    with engine.begin() as conn:  # a fan first seen through a callback starts from what it adds
+        upsert(conn, [fan(platform_uid="wm9", interactions_added={"messages": 1})], PHONES)
+    with engine.connect() as conn:
+        counts = dict(conn.execute(sa.select(FanRow.__table__.c.platform_uid, FanRow.__table__.c.interactions)).all())
+    assert counts == {"wm1": {"messages": 5, "likes": 2, "follows": 1}, "wm9": {"messages": 1}}

@@ -132,6 +132,9 @@ def test_signed_deliveries_through_the_receiver_are_stored_once(database_url, en
         "srv-1", "conv-fan-0-000001", "fan-0-000001")
     fans = {f["platform_uid"]: f for f in rows(engine, FanRow)}
     assert fans["fan-0-000001"]["nickname"] == "粉丝一号" and fans["fan-0-000005"]["follow_state"] == "following"
+    # the message delivered twice counts once; the follow is an interaction too
+    assert fans["fan-0-000001"]["interactions"] == {"messages": 1}
+    assert fans["fan-0-000005"]["interactions"] == {"follows": 1}
 
 
 async def test_the_outbox_pushes_cards_and_replies_through_the_sandbox(database_url, engine):

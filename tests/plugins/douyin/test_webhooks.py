@@ -107,7 +107,9 @@ async def test_a_received_message_keeps_its_conversation_for_the_reply():
     assert message.body == {"message_type": "text", "text": "还有货吗", "conversation_type": 1}
     assert message.sent_at == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)  # milliseconds
     assert (fan.platform_uid, fan.nickname, fan.avatar_url) == ("fan-1", "小明", "https://a/1.jpeg")
-    assert fan.model_fields_set == {"platform", "account_id", "platform_uid", "nickname", "avatar_url"}
+    assert fan.model_fields_set == {"platform", "account_id", "platform_uid", "nickname", "avatar_url",
+                                    "interactions_added"}
+    assert fan.interactions_added == {"messages": 1}
     assert result.dedupe_key == "m-42" and result.status_code == 200 and result.body == b""
 
 
@@ -120,12 +122,14 @@ async def test_a_sent_message_is_outbound_to_the_receiver():
         "message_type": "image", "source": "awkey", "conversation_type": 1}
 
 
-async def test_a_follow_sets_the_follow_state_only():
+async def test_a_follow_sets_the_follow_state_and_counts_an_interaction():
     result = await parse(envelope("new_follow_action", {"action_type": 1, "action_time": "1700000000"}))
     [fan] = result.events
     assert fan.follow_state is FollowState.FOLLOWING and fan.followed_at == datetime(2023, 11, 14, 22, 13, 20,
                                                                                      tzinfo=UTC)
-    assert fan.model_fields_set == {"platform", "account_id", "platform_uid", "follow_state", "followed_at"}
+    assert fan.model_fields_set == {"platform", "account_id", "platform_uid", "follow_state", "followed_at",
+                                    "interactions_added"}
+    assert fan.interactions_added == {"follows": 1}
 
 
 async def test_a_member_join_brings_the_phone_as_an_identity_key_and_raw_keeps_no_phone():
