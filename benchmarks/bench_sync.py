@@ -8,8 +8,9 @@ databases:
 
 - ``hub``: ``sync_accounts`` (token flow, rate limiter, retries, error mapping, validation into
   canonical models, idempotent upsert, checkpoint per page, next page prefetched);
-- ``bare``: an ``httpx.Client`` fetching the same pages and inserting each page with one
-  ``executemany`` in its own transaction.
+- ``bare``: an ``httpx.Client`` fetching the same pages and inserting each page's rows with one
+  driver-level ``executemany`` (the same :func:`hub.store.insert_rows` the hub uses) in its own
+  transaction: no validation, no look-up of existing rows, no checkpoint, no token flow.
 
 It prints one JSON document: fans per second for each, their ratio, and (with ``--rss``) the peak
 RSS of ``siyu sync`` child processes for each population size.
@@ -40,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from hub import storage  # noqa: E402
 from hub.plugins import load_plugins  # noqa: E402
+from hub.store import insert_rows  # noqa: E402
 from hub.sync import sync_accounts  # noqa: E402
 from hub.testing import free_port  # noqa: E402
 from schemas.tables import FanRow  # noqa: E402
@@ -108,12 +110,14 @@ def run_bare(url: str, database_url: str, page_size: int) -> tuple[float, int]:
             data = client.get("/v1/fans", params={"cursor": cursor, "count": page_size}, headers=headers).json()["data"]
             now = datetime.now(UTC)
             rows = [dict(platform="testplat", account_id="main", platform_uid=f["uid"], nickname=f["nickname"],
-                         union_id=f["union_id"], follow_state="following" if f["following"] else "unfollowed",
-                         followed_at=datetime.fromtimestamp(f["follow_time"], UTC), inserted_at=now, updated_at=now)
+                         union_id=f["union_id"], gender="unknown",
+                         follow_state="following" if f["following"] else "unfollowed",
+                         followed_at=datetime.fromtimestamp(f["follow_time"], UTC), tags=[], follows=[],
+                         interactions={"messages": f["messages"]}, identity_keys={}, inserted_at=now, updated_at=now)
                     for f in data["fans"]]
             with engine.begin() as conn:
                 if rows:
-                    conn.execute(sa.insert(table), rows)
+                    insert_rows(conn, table, rows)
             inserted += len(rows)
             cursor = data["next_cursor"]
             if not cursor:
