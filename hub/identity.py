@@ -87,6 +87,8 @@ def fan_keys(fan: Any, extra: Iterable[tuple[str, str]] = ()) -> set[Key]:
     pairs.extend((getattr(fan, "identity_keys", None) or {}).items())
     pairs.extend(extra)
     for kind, value in pairs:
+        if isinstance(kind, str) and kind.startswith("phone:"):
+            kind = "phone"  # another number of the person (Fan.other_phones), hashed like the phone
         kind_text, value_text = usable(kind), usable(value)
         if kind_text and value_text:
             found.add((kind_text[:64], value_text))

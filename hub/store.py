@@ -60,6 +60,12 @@ def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str
             values[name] = getattr(fan, name)
     if "follows" in values:
         values["follows"] = sorted((f.model_dump(mode="json") for f in fan.follows), key=lambda f: f["staff_id"])
+    if "other_phones" in values:  # hashed into identity keys; the numbers themselves go no further
+        others = values.pop("other_phones")
+        if others:
+            hashed = {f"phone:{phones.hash(number)[:12]}": phones.hash(number) for number in others
+                      if number != fan.phone}
+            values["identity_keys"] = {**values.get("identity_keys", fan.identity_keys), **hashed}
     return values
 
 

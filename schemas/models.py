@@ -80,6 +80,10 @@ class Fan(Record):
     platform_uid: Id
     union_id: Id | None = None
     phone: Phone | None = None
+    other_phones: list[Phone] = Field(
+        default_factory=list,
+        description="more numbers known for the person (WeCom remark_mobiles); kept only as keyed hashes, "
+                    "and matched like the phone when stitching")
     nickname: str | None = None
     avatar_url: str | None = None
     gender: Gender = Gender.UNKNOWN

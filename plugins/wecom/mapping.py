@@ -14,7 +14,7 @@ from typing import Any
 
 from schemas import Fan, FollowRelation, FollowState, Gender, from_epoch_seconds, normalise_phone
 
-__all__ = ["GENDERS", "TagNames", "fan_from_contact", "first_phone", "relation", "tag_names_of"]
+__all__ = ["GENDERS", "TagNames", "fan_from_contact", "first_phone", "relation", "remark_phones", "tag_names_of"]
 
 GENDERS = {0: Gender.UNKNOWN, 1: Gender.MALE, 2: Gender.FEMALE}
 """``external_contact.gender``: 0 unknown, 1 male, 2 female."""
@@ -54,15 +54,24 @@ def relation(follow: Mapping[str, Any]) -> FollowRelation:
     )
 
 
-def first_phone(follows: Iterable[Mapping[str, Any]]) -> str | None:
-    """The first remark mobile, over the relations in order, that is a mainland mobile number."""
+def remark_phones(follows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every remark mobile, over the relations in order, that is a mainland mobile number, once."""
+    found: list[str] = []
     for follow in follows:
         for mobile in follow.get("remark_mobiles") or []:
             try:
-                return normalise_phone(mobile)
+                number = normalise_phone(mobile)
             except ValueError:
                 continue
-    return None
+            if number not in found:
+                found.append(number)
+    return found
+
+
+def first_phone(follows: Iterable[Mapping[str, Any]]) -> str | None:
+    """The first remark mobile, over the relations in order, that is a mainland mobile number."""
+    phones = remark_phones(follows)
+    return phones[0] if phones else None
 
 
 def fan_from_contact(
@@ -99,6 +108,7 @@ def fan_from_contact(
         platform_uid=contact["external_userid"],
         union_id=contact.get("unionid") or None,
         phone=first_phone(follows),
+        other_phones=remark_phones(follows)[1:],
         nickname=contact.get("name") or None,
         avatar_url=contact.get("avatar") or None,
         gender=GENDERS.get(contact.get("gender", 0), Gender.UNKNOWN),

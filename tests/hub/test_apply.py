@@ -195,3 +195,19 @@ def test_a_stitching_merge_is_announced_and_a_second_card_on_one_account_is_clos
     closed_card = "C2" if first < second else "C1"
     assert states == {survivor_card: "active", closed_card: "closed"}
     assert [(p["card_no"], p["balance"]) for p in pushes] == [(survivor_card, 15)]
+
+
+def test_other_phones_are_kept_as_hashes_and_join_people_like_the_phone(engine, database_url):
+    settings = settings_for(HOST, database_url)
+    with engine.begin() as conn:
+        upsert(conn, [Fan(platform="wecom", account_id="hq", platform_uid="w1", phone="13800000001",
+                          other_phones=["13800000002", "+86 138 0000 0003"]),
+                      Fan(platform="douyin", account_id="ent", platform_uid="d1", phone="13800000003")],
+               settings.phones)
+    apply_pending(engine, HOST, settings)
+    assert member_of(engine, "w1", "wecom", "hq") == member_of(engine, "d1", "douyin", "ent")
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(FanRow.__table__.c.identity_keys).where(
+            FanRow.__table__.c.platform_uid == "w1")).scalar_one()
+    assert sorted(keys.values()) == sorted(settings.phones.hash(p) for p in ("+8613800000002", "+8613800000003"))
+    assert "13800000002" not in str(keys)
