@@ -55,3 +55,42 @@ def interruptible() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class ServeProcess:
+    """A ``siyu serve`` child on a loopback port; ``log`` holds its stderr once it stopped."""
+
+    def __init__(self, command: list[str], port: int, cwd: str | None = None) -> None:
+        self.command, self.port, self.cwd = command, port, cwd
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = ""
+
+    def __enter__(self) -> ServeProcess:
+        import os
+        import subprocess
+        import time
+
+        import httpx
+
+        env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
+        self.proc = subprocess.Popen(self.command, cwd=self.cwd, env=env, preexec_fn=interruptible,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while True:  # wait until it listens (or has died)
+            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+            try:
+                if httpx.get(f"{self.url}/healthz").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "siyu serve did not start"
+                time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGINT)  # as Ctrl-C: a graceful stop that finishes background work
+        try:
+            self.proc.wait(30)
+        finally:
+            self.proc.kill()
+        self.log = self.proc.stderr.read() if self.proc.stderr else ""

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +16,7 @@ from hub.webhook_events import encode_records, store_event
 from hub.webhooks import create_app
 from schemas import Fan
 from schemas.tables import FanRow, WebhookEventRow
-from tests.hub.sandboxes import interruptible
+from tests.hub.sandboxes import ServeProcess
 from tests.hub.webhook_helpers import (
     ACK,
     SECRET,
@@ -218,33 +215,16 @@ def test_siyu_serve_receives_over_loopback(engine, database_url, tmp_path):
     config = write_config(tmp_path / "siyu.toml", database_url)
     with free_socket() as probe:
         port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
-    proc = subprocess.Popen(preexec_fn=interruptible, args=[sys.executable, "-m", "tests.hub.webhook_helpers", "--config", str(config), "serve",
-                             "--port", str(port), "--max-body", "4096"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base_url) as http:
-            while True:  # wait until it listens (or has died)
-                assert proc.poll() is None, proc.stderr.read()
-                try:
-                    if http.get("/healthz").json() == {"ok": True}:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            body, headers = signed(callback())
-            assert http.post(URL, content=body, headers=headers).content == ACK
-            assert http.post(URL, content=body, headers=headers).content == ACK
-            assert http.post(URL, content=body[:-1] + b" }", headers=headers).status_code == 401
-            big, big_headers = signed(callback(msg_id="m-big", padding="x" * 5000))
-            assert http.post(URL, content=big, headers=big_headers).status_code == 413
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        finally:
-            proc.kill()
-    log_text = proc.stderr.read()
+    command = [sys.executable, "-m", "tests.hub.webhook_helpers", "--config", str(config), "serve",
+               "--port", str(port), "--max-body", "4096"]
+    with ServeProcess(command, port, cwd=str(ROOT)) as served, httpx.Client(base_url=served.url) as http:
+        body, headers = signed(callback())
+        assert http.post(URL, content=body, headers=headers).content == ACK
+        assert http.post(URL, content=body, headers=headers).content == ACK
+        assert http.post(URL, content=body[:-1] + b" }", headers=headers).status_code == 401
+        big, big_headers = signed(callback(msg_id="m-big", padding="x" * 5000))
+        assert http.post(URL, content=big, headers=big_headers).status_code == 413
+    log_text = served.log
     assert "stored as event" in log_text and "a re-delivery" in log_text and "rejected (401)" in log_text
     for secret in (PHONE, "小红", SECRET, headers["X-Hook-Signature"], headers["X-Hook-Timestamp"]):
         assert secret not in log_text

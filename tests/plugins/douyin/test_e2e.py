@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +19,7 @@ from hub.testing import free_port, serve_asgi
 from hub.webhooks import create_app
 from plugins.douyin.sandbox import CLIENT_SECRET, OPEN_ID, account_settings, event_body, make_app, signed_headers
 from schemas.tables import FanRow, MessageRow, TokenRow, WebhookEventRow
-from tests.hub.sandboxes import interruptible, toml_for
+from tests.hub.sandboxes import ServeProcess, toml_for
 
 HOST = load_plugins()
 ROOT = Path(__file__).resolve().parents[3]
@@ -165,31 +161,15 @@ def test_siyu_serve_receives_douyin_callbacks(tmp_path, database_url, engine):
         raw = {"database": {"url": database_url}, "security": {"phone_key": PHONE_KEY}, "accounts": [account(sandbox)]}
         config = tmp_path / "siyu.toml"
         config.write_text(toml_for(raw))
-        env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
-        proc = subprocess.Popen(preexec_fn=interruptible, args=[str(Path(sys.executable).parent / "siyu"), "--config", str(config), "serve", "--port", str(port)],
-                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            hub_url = f"http://127.0.0.1:{port}"
-            while True:
-                assert proc.poll() is None, proc.stderr.read()
-                try:
-                    if httpx.get(f"{hub_url}/healthz").json() == {"ok": True}:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            target = f"{hub_url}/webhooks/douyin/ent"
+        command = [str(Path(sys.executable).parent / "siyu"), "--config", str(config), "serve", "--port", str(port)]
+        with ServeProcess(command, port, cwd=str(ROOT)) as served:
+            target = f"{served.url}/webhooks/douyin/ent"
             order = {"url": target, "event": "life_member_join", "from_user_id": "fan-0-000007", "msg_id": "join-1",
                      "content": {"account_id": "7000000000000001", "open_id": "fan-0-000007",
                                  "mobile": "13900139000"}}
             answers = [httpx.post(f"{sandbox}/_admin/deliver", json=order).json()["status"] for _ in range(2)]
             verified = httpx.post(f"{sandbox}/_admin/verify", json={"url": target}).json()
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            finally:
-                proc.kill()
-    log_text = proc.stderr.read()
+    log_text = served.log
     assert answers == [200, 200] and verified["ok"]
     assert "stored as event" in log_text and "a re-delivery" in log_text
     for secret in ("13900139000", CLIENT_SECRET, "rft.", "act."):

@@ -21,7 +21,7 @@ from hub.testing import free_port, serve_asgi
 from plugins.wecom import WeComAdapter
 from plugins.wecom.cards import mp_endpoint
 from plugins.wecom.errors import MP_TOKEN_CAUSE
-from plugins.wecom.sandbox import make_app, make_sandbox
+from plugins.wecom.sandbox import make_sandbox
 from schemas import Account, MemberCard
 from schemas.tables import MemberCardRow, MemberRow
 from tests.hub.sandboxes import toml_for

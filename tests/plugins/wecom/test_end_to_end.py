@@ -14,7 +14,7 @@ from hub.testing import free_port, serve_asgi
 from hub.webhooks import create_app
 from plugins.wecom.sandbox import make_sandbox
 from schemas.tables import FanRow, MessageRow, WebhookEventRow
-from tests.hub.sandboxes import interruptible, settings_for, toml_for
+from tests.hub.sandboxes import ServeProcess, settings_for, toml_for
 
 HOST = load_plugins()
 FANS = FanRow.__table__
@@ -89,9 +89,6 @@ def test_sync_then_callbacks_change_fans(tmp_path, database_url, engine, capsys)
 
 def test_callbacks_through_the_siyu_serve_command(tmp_path, database_url, engine):
     """The real ``siyu serve`` process: URL verification, an encrypted add event, a forgery."""
-    import os
-    import signal
-    import subprocess
     import sys
     import time
     from pathlib import Path
@@ -102,21 +99,10 @@ def test_callbacks_through_the_siyu_serve_command(tmp_path, database_url, engine
     config = tmp_path / "siyu.toml"
     config.write_text(toml_for({"database": {"url": database_url}, "security": {"phone_key": "k" * 32},
                                 "accounts": [account]}))
-    env = {k: v for k, v in os.environ.items() if k != "SIYU_CONFIG"}
     siyu = str(Path(sys.executable).parent / "siyu")
     with serve_asgi(spec.app, port=sandbox_port) as sandbox_url:
-        proc = subprocess.Popen(preexec_fn=interruptible, args=[siyu, "--config", str(config), "serve", "--port", str(hub_port)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            hub_url = f"http://127.0.0.1:{hub_port}"
-            for _ in range(400):
-                assert proc.poll() is None, proc.stderr.read()
-                try:
-                    if httpx.get(f"{hub_url}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            hook = f"{hub_url}/webhooks/wecom/{account['id']}"
+        with ServeProcess([siyu, "--config", str(config), "serve", "--port", str(hub_port)], hub_port) as served:
+            hook = f"{served.url}/webhooks/wecom/{account['id']}"
             verified = httpx.post(f"{sandbox_url}/_admin/verify", json={"url": hook}).json()
             added = httpx.post(f"{sandbox_url}/_admin/callback", json={
                 "change": "add_external_contact", "userid": "staff0000", "external_userid": "wmSERVE01",
@@ -127,13 +113,7 @@ def test_callbacks_through_the_siyu_serve_command(tmp_path, database_url, engine
                 if "wmSERVE01" in fan_rows(engine):
                     break
                 time.sleep(0.05)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            finally:
-                proc.kill()
-    log_text = proc.stderr.read()
+    log_text = served.log
     assert verified["status"] == 200 and verified["body"] == verified["expected"]
     assert [a["status"] for a in added["answers"]] == [200, 200] and forged.status_code == 401
     assert fan_rows(engine)["wmSERVE01"]["follow_state"] == "following"
