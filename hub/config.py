@@ -169,6 +169,7 @@ def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None =
     """Check an already-parsed TOML document against the installed plugins.
 
     Each section and each account is checked on its own, so that one run reports every problem.
+    A valid ``[ledger]`` section also sets the parameters of ``host``'s default rules.
 
     :raises ConfigError: with every problem found in ``problems``.
     """
@@ -226,6 +227,7 @@ def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None =
         where = f" in {path}" if path else ""
         summary = "; ".join(f"{loc}: {msg}" for loc, msg in problems)
         raise ConfigError(f"{len(problems)} problem(s){where}: {summary}", problems=problems)
+    # the hub's default earning and tier rules take their parameters from [ledger]
     host.rules.points_per_yuan = ledger.points_per_yuan
     host.rules.fond_interactions = ledger.fond_interactions
     host.rules.devoted_interactions = ledger.devoted_interactions
