@@ -36,8 +36,7 @@ def sync(
                                help="Then stitch fans into members and post orders' and events' points."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Sync every configured account's streams into the database, then stitch members and post
-    points; exit 1 if any stream failed."""
+    """Sync every account's streams, then stitch members and post points; exit 1 if a stream failed."""
     state = get_context(ctx)
     settings = state.settings
     if stream is not None and stream not in STREAMS:
