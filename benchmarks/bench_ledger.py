@@ -28,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,31 +35,14 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from databases import throwaway  # noqa: E402
 from hub import ledger, storage  # noqa: E402
 from hub.ledger.batch import _digest  # noqa: E402
 from schemas.tables import LedgerEntryRow, utcnow  # noqa: E402
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 MEMBERS = 1_000
 COLUMNS = ("idempotency_key", "member_id", "kind", "points", "reason", "reverses_entry_id", "expires_at", "body_hash",
            "created_at")
-
-
-def fresh(backend: str, folder: Path) -> tuple[str, Any]:
-    if backend == "sqlite":
-        return f"sqlite:///{folder / (uuid.uuid4().hex + '.db')}", None
-    admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    name = f"siyu_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-    return url, drop
 
 
 def prepare(url: str) -> sa.Engine:
@@ -80,7 +62,7 @@ def run(backend: str, n: int, page: int, folder: Path) -> dict[str, Any]:
     results: dict[str, Any] = {"backend": backend, "postings": n, "page": page}
     cleanups = []
 
-    base_url, drop = fresh(backend, folder)
+    base_url, drop = throwaway(backend, folder)
     cleanups.append(drop)
     base = prepare(base_url)
     entries = LedgerEntryRow.__table__
@@ -101,7 +83,7 @@ def run(backend: str, n: int, page: int, folder: Path) -> dict[str, Any]:
     raw.close()
     base.dispose()
 
-    core_url, drop = fresh(backend, folder)
+    core_url, drop = throwaway(backend, folder)
     cleanups.append(drop)
     core = prepare(core_url)
     when = utcnow()
@@ -113,7 +95,7 @@ def run(backend: str, n: int, page: int, folder: Path) -> dict[str, Any]:
     results["baseline_core_rows_per_s"] = round(n / (time.perf_counter() - started))
     core.dispose()
 
-    hub_url, drop = fresh(backend, folder)
+    hub_url, drop = throwaway(backend, folder)
     cleanups.append(drop)
     engine = prepare(hub_url)
     started = time.perf_counter()
@@ -134,8 +116,7 @@ def run(backend: str, n: int, page: int, folder: Path) -> dict[str, Any]:
     results["verify_violations"] = len(ledger.verify(engine))
     engine.dispose()
     for drop in cleanups:
-        if drop:
-            drop()
+        drop()
     return results
 
 

@@ -20,7 +20,6 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from databases import throwaway  # noqa: E402
 from hub import identity, storage  # noqa: E402
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PLATFORMS = ["wecom", "douyin", "alipay", "kuaishou", "xiaohongshu"]
 
 
@@ -95,19 +94,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        drop = None
-        if args.backend == "sqlite":
-            url = f"sqlite:///{Path(folder) / 'stitch.db'}"
-        else:
-            admin = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-            name = f"siyu_bench_{uuid.uuid4().hex[:10]}"
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            url = sa.engine.make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-
-            def drop() -> None:
-                with admin.connect() as conn:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        url, drop = throwaway(args.backend, Path(folder))
 
         started = time.perf_counter()
         generate(url, args.fans)
@@ -120,8 +107,7 @@ def main() -> None:
         result = queue.get()
         child.join()
         peak_mb = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
-        if drop:
-            drop()
+        drop()
     print(json.dumps({"benchmark": "stitch_all", "backend": args.backend, "fans_generated": args.fans,
                       "generate_seconds": generated, "bare_update_executemany_seconds": bare, **result,
                       "peak_rss_mb": peak_mb, "goal_seconds": 60}, indent=2))

@@ -34,11 +34,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from databases import throwaway  # noqa: E402
 from hub import storage  # noqa: E402
 from hub.plugins import load_plugins  # noqa: E402
 from hub.store import insert_rows  # noqa: E402
@@ -48,7 +48,6 @@ from schemas.tables import FanRow  # noqa: E402
 from siyu_testplatform.sandbox import CLIENT_ID, CLIENT_SECRET  # noqa: E402
 from tests.hub.sandboxes import settings_for, toml_for, tp_account  # noqa: E402
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 
 
 def start_sandbox(fans: int) -> tuple[subprocess.Popen, str]:
@@ -69,16 +68,10 @@ def start_sandbox(fans: int) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("sandbox did not start")
 
 
-def fresh_database(backend: str, tmp: Path, name: str) -> str:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp / (name + '.db')}"
-    else:
-        admin = sa.create_engine(POSTGRES + "postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        admin.dispose()
-        url = POSTGRES + name
+def fresh_database(backend: str, tmp: Path, cleanups: list) -> str:
+    """A migrated throwaway database; its removal is appended to ``cleanups``."""
+    url, drop = throwaway(backend, tmp)
+    cleanups.append(drop)
     engine = storage.create_engine(url)
     storage.upgrade(engine)
     engine.dispose()
@@ -127,9 +120,9 @@ def run_bare(url: str, database_url: str, page_size: int) -> tuple[float, int]:
     return elapsed, inserted
 
 
-def peak_rss(url: str, fans: int, backend: str, tmp: Path, page_size: int) -> int:
+def peak_rss(url: str, fans: int, backend: str, tmp: Path, page_size: int, cleanups: list) -> int:
     """Peak RSS (KiB) of a `siyu sync` child that syncs ``fans`` fans."""
-    database_url = fresh_database(backend, tmp, f"siyu_bench_rss_{fans}")
+    database_url = fresh_database(backend, tmp, cleanups)
     config = tmp / f"rss-{fans}.toml"
     config.write_text(toml_for({"database": {"url": database_url}, "security": {"phone_key": "k" * 32},
                                 "accounts": [tp_account(url, page_size=page_size)]}))
@@ -152,6 +145,7 @@ def main() -> None:
 
     sizes = [int(s) for s in args.rss.split(",") if s]
     report: dict[str, object] = {"fans": args.fans, "page_size": args.page_size, "backend": args.backend}
+    cleanups: list = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.fans:
@@ -159,9 +153,9 @@ def main() -> None:
             try:
                 hub_rates, bare_rates = [], []
                 for round_ in range(args.rounds):
-                    hub_s, n_hub = run_hub(url, fresh_database(args.backend, tmp, f"siyu_bench_hub_{round_}"),
+                    hub_s, n_hub = run_hub(url, fresh_database(args.backend, tmp, cleanups),
                                            args.page_size)
-                    bare_s, n_bare = run_bare(url, fresh_database(args.backend, tmp, f"siyu_bench_bare_{round_}"),
+                    bare_s, n_bare = run_bare(url, fresh_database(args.backend, tmp, cleanups),
                                               args.page_size)
                     assert n_hub == n_bare == args.fans, (n_hub, n_bare)
                     hub_rates.append(n_hub / hub_s)
@@ -178,12 +172,14 @@ def main() -> None:
             for n in sizes:
                 proc, url = start_sandbox(n)
                 try:
-                    rss[str(n)] = peak_rss(url, n, args.backend, tmp, args.page_size)
+                    rss[str(n)] = peak_rss(url, n, args.backend, tmp, args.page_size, cleanups)
                 finally:
                     proc.terminate()
                     proc.wait()
             report["peak_rss_kib"] = rss
             report["rss_ratio_largest_to_smallest"] = round(rss[str(max(sizes))] / rss[str(min(sizes))], 3)
+    for drop in cleanups:
+        drop()
     print(json.dumps(report, indent=2))
 
 
