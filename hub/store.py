@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from hub.ledger import bulk
 from hub.events import FanUpserted, MessageReceived
 from hub.phones import PhoneVault
 from schemas import Account, Direction, Fan, Message, Order, PointsEvent, Record
@@ -44,28 +46,31 @@ class UpsertResult:
         self.changed.extend(other.changed)
 
 
+_FAN_DERIVED = frozenset({"phone", "other_phones", "interactions_added"})
+"""Fan fields that are not columns: they become other columns' values."""
+
+
 def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name in fields:
-        if name == "interactions_added":
-            if fan.interactions_added:  # a new fan starts from its reported counters plus these
-                counts = dict(fan.interactions)
-                for kind, added in fan.interactions_added.items():
-                    counts[kind] = counts.get(kind, 0) + added
-                values["interactions"] = counts
-        elif name == "phone":
-            values["phone_hash"] = phones.hash(fan.phone) if fan.phone else None
-            values["phone_encrypted"] = phones.encrypt(fan.phone) if fan.phone else None
-        else:
-            values[name] = getattr(fan, name)
-    if "follows" in values:
+    source = fan.__dict__  # pydantic keeps validated field values here; cheaper than getattr per field
+    values = {name: source[name] for name in fields if name not in _FAN_DERIVED}
+    if "interactions_added" in fields and fan.interactions_added:
+        # a new fan starts from its reported counters plus these
+        counts = dict(fan.interactions)
+        for kind, added in fan.interactions_added.items():
+            counts[kind] = counts.get(kind, 0) + added
+        values["interactions"] = counts
+    if "phone" in fields:
+        values["phone_hash"] = phones.hash(fan.phone) if fan.phone else None
+        values["phone_encrypted"] = phones.encrypt(fan.phone) if fan.phone else None
+    if values.get("follows"):
         values["follows"] = sorted((f.model_dump(mode="json") for f in fan.follows), key=lambda f: f["staff_id"])
-    if "other_phones" in values:  # hashed into identity keys; the numbers themselves go no further
-        others = values.pop("other_phones")
-        if others:
-            hashed = {f"phone:{phones.hash(number)[:12]}": phones.hash(number) for number in others
-                      if number != fan.phone}
-            values["identity_keys"] = {**values.get("identity_keys", fan.identity_keys), **hashed}
+    elif "follows" in values:
+        values["follows"] = []
+    if "other_phones" in fields and fan.other_phones:
+        # hashed into identity keys; the numbers themselves go no further
+        hashed = {f"phone:{phones.hash(number)[:12]}": phones.hash(number) for number in fan.other_phones
+                  if number != fan.phone}
+        values["identity_keys"] = {**values.get("identity_keys", fan.identity_keys), **hashed}
     return values
 
 
@@ -103,10 +108,11 @@ def _account_values(account: Account, fields: Iterable[str], _phones: PhoneVault
     return values
 
 
-def _raised(flags: tuple[tuple[str, frozenset[str] | None], ...], written: dict[str, Any]) -> dict[str, bool]:
-    """The flags that ``written`` (the values going to the row) raises."""
-    return {flag: True for flag, watched in flags
-            if (watched is None and written) or (watched and any(written.get(f) is not None for f in watched))}
+def _flags_on_insert(flags: tuple[tuple[str, frozenset[str] | None], ...], values: dict[str, Any]) -> None:
+    """Set each pending-work flag of a new row: raised when ``values`` writes what it watches."""
+    written = bool(values)
+    for flag, watched in flags:
+        values[flag] = written if watched is None else any(values.get(f) is not None for f in watched)
 
 
 def _replace(_record: Any, _row: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -159,49 +165,57 @@ def upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVault) -
     return result
 
 
-def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``process`` remembering its answers for values that repeat in a page: the page's own
-    timestamps, and the empty lists and dicts most JSON columns hold."""
-    seen: dict[Any, Any] = {}
-    empties: dict[type, Any] = {}
+def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """``values`` through a column type's bind processor, each distinct value converted once
+    (a page's own timestamps and flags repeat; ``None`` stays ``None``)."""
+    try:
+        converted = {value: process(value) for value in set(values) if value is not None}
+    except TypeError:  # JSON documents are unhashable: convert the empty ones once
+        empties: dict[type, Any] = {}
 
-    def convert(value: Any) -> Any:
-        if isinstance(value, (list, dict)):
-            if value:
-                return process(value)
+        def convert(value: Any) -> Any:
+            if value is None or value:
+                return None if value is None else process(value)
             kind = type(value)
             if kind not in empties:
                 empties[kind] = process(value)
             return empties[kind]
-        try:
-            return seen[value]
-        except KeyError:
-            converted = seen[value] = process(value)
-            return converted
-        except TypeError:  # unhashable
-            return process(value)
 
-    return convert
+        return [convert(value) for value in values]
+    converted[None] = None
+    return [converted[value] for value in values]
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows`` (all with the same keys) with one driver-level ``executemany``.
 
-    The same conversions SQLAlchemy would apply (each column type's bind processor: UTC times,
-    JSON, booleans) are applied here once per value, without building SQLAlchemy's per-row
-    parameter structures, which cost more than the insert itself on a page of fans.
+    The conversions SQLAlchemy would apply (each column type's bind processor: UTC times, JSON,
+    booleans) are applied here column by column, once per distinct value, without SQLAlchemy's
+    per-row parameter structures, which cost more than the insert itself on a page of fans.  A
+    column that is ``None`` in every row and has no default is left out: it is NULL either way.
     """
-    columns = list(rows[0])
+    names = list(rows[0])
+    if len(names) == 1:
+        columns = [[row[names[0]] for row in rows]]
+    else:
+        columns = [list(values) for values in zip(*map(itemgetter(*names), rows), strict=True)]
     dialect = conn.dialect
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    sent: list[str] = []
+    values: list[list[Any]] = []
+    for name, column in zip(names, columns, strict=True):
+        spec = table.c[name]
+        if column.count(None) == len(column) and spec.default is None and spec.server_default is None:
+            continue
+        process = spec.type._cached_bind_processor(dialect)  # noqa: SLF001
+        sent.append(name)
+        values.append(column if process is None else _bound(process, column))
+    params = list(zip(*values, strict=True))
+    if dialect.name == "sqlite":  # one multi-row statement: SQLite runs all of it without the GIL
+        bulk.insert_rows(conn, table, sent, params)
+        return
     quote = dialect.identifier_preparer.quote
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-           f"VALUES ({', '.join([mark] * len(columns))})")
-    converters = [_memo(proc) if proc is not None else None for proc in processors]
-    params = [tuple(value if conv is None or value is None else conv(value)
-                    for conv, value in zip(converters, (row[name] for name in columns), strict=True))
-              for row in rows]
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in sent)}) "
+           f"VALUES ({', '.join(['%s'] * len(sent))})")
     conn.exec_driver_sql(sql, params)
 
 
@@ -226,8 +240,9 @@ def _upsert_group(
         row = existing.get(uid)
         if row is None:
             values = kind.values(record, type(record).model_fields, phones)
-            inserts.append({**values, **{f: False for f, _ in kind.flags}, **_raised(kind.flags, values),
-                            "inserted_at": now, "updated_at": now})
+            _flags_on_insert(kind.flags, values)
+            values["inserted_at"] = values["updated_at"] = now
+            inserts.append(values)
             result.inserted += 1
             result.changed.append((record, True))
             continue

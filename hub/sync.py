@@ -13,6 +13,7 @@ unchanged records are counted, not rewritten).
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,7 @@ from hub.store import UpsertResult, announce, upsert
 from schemas import Capability, Record
 from schemas.tables import SyncCheckpointRow, utcnow
 
-__all__ = ["STREAMS", "StreamSummary", "load_checkpoint", "sync_accounts", "sync_stream"]
+__all__ = ["STREAMS", "StreamSummary", "freeze_startup_objects", "load_checkpoint", "sync_accounts", "sync_stream"]
 
 STREAMS: dict[str, tuple[Capability, str]] = {
     "fans": (Capability.FANS, "fetch_fans"),
@@ -65,6 +66,18 @@ class StreamSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def freeze_startup_objects() -> None:
+    """Take what is alive now (modules, plugins, settings: it lives as long as the process) out
+    of the garbage collector's sight.
+
+    A sync allocates records by the million, and each full collection would otherwise walk every
+    object of every imported library again (about a third of a 100,000-fan sync's time).  Call
+    it once in a process that is about to sync, as ``siyu sync`` does.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def load_checkpoint(conn: sa.Connection, platform: str, account_id: str, stream: str) -> str | None:
