@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -51,8 +52,13 @@ _FAN_DERIVED = frozenset({"phone", "other_phones", "interactions_added"})
 
 
 def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str, Any]:
-    source = fan.__dict__  # pydantic keeps validated field values here; cheaper than getattr per field
-    values = {name: source[name] for name in fields if name not in _FAN_DERIVED}
+    source = fan.__dict__  # pydantic keeps the validated field values here
+    if fields is Fan.model_fields:  # a new fan: every field (one C-level copy)
+        values = source.copy()
+        for name in _FAN_DERIVED:
+            del values[name]
+    else:
+        values = {name: source[name] for name in fields if name not in _FAN_DERIVED}
     if "interactions_added" in fields and fan.interactions_added:
         # a new fan starts from its reported counters plus these
         counts = dict(fan.interactions)
@@ -112,7 +118,7 @@ def _flags_on_insert(flags: tuple[tuple[str, frozenset[str] | None], ...], value
     """Set each pending-work flag of a new row: raised when ``values`` writes what it watches."""
     written = bool(values)
     for flag, watched in flags:
-        values[flag] = written if watched is None else any(values.get(f) is not None for f in watched)
+        values[flag] = written if watched is None else list(map(values.get, watched)).count(None) < len(watched)
 
 
 def _replace(_record: Any, _row: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +127,7 @@ def _replace(_record: Any, _row: Any, values: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Kind:
+    model: type[Record]
     table: sa.Table
     uid: str
     values: Callable[[Any, Iterable[str], PhoneVault], dict[str, Any]]
@@ -132,15 +139,29 @@ class _Kind:
 
 ANY = None
 KINDS: dict[type[Record], _Kind] = {
-    Fan: _Kind(FanRow.__table__, "platform_uid", _fan_values, _merge_fan, flags=(
+    Fan: _Kind(Fan, FanRow.__table__, "platform_uid", _fan_values, _merge_fan, flags=(
         ("needs_stitch", frozenset({"union_id", "phone_hash", "identity_keys"})),
         ("needs_card", frozenset({"card_no", "card_status"})),
     )),
-    Order: _Kind(OrderRow.__table__, "order_id", _plain_values, flags=(("needs_apply", ANY),)),
-    PointsEvent: _Kind(PointsEventRow.__table__, "event_id", _plain_values, flags=(("needs_apply", ANY),)),
-    Account: _Kind(AccountRow.__table__, "account_id", _account_values),
-    Message: _Kind(MessageRow.__table__, "platform_msg_id", _plain_values),
+    Order: _Kind(Order, OrderRow.__table__, "order_id", _plain_values, flags=(("needs_apply", ANY),)),
+    PointsEvent: _Kind(PointsEvent, PointsEventRow.__table__, "event_id", _plain_values, flags=(("needs_apply", ANY),)),
+    Account: _Kind(Account, AccountRow.__table__, "account_id", _account_values),
+    Message: _Kind(Message, MessageRow.__table__, "platform_msg_id", _plain_values),
 }
+
+
+@dataclass
+class UpsertPlan:
+    """What :func:`plan_upsert` decided: the outcome, and the statements that write it."""
+
+    result: UpsertResult = field(default_factory=UpsertResult)
+    statements: list[Callable[[sa.Connection], Any]] = field(default_factory=list)
+
+    def write(self, conn: sa.Connection) -> UpsertResult:
+        """Run the statements on ``conn`` (the connection the plan read, same transaction)."""
+        for statement in self.statements:
+            statement(conn)
+        return self.result
 
 
 def upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVault) -> UpsertResult:
@@ -151,18 +172,29 @@ def upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVault) -
     :param phones: hashes (and maybe encrypts) phone numbers.
     :raises TypeError: for a record kind the hub does not store.
     """
+    return plan_upsert(conn, records, phones).write(conn)
+
+
+def plan_upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVault) -> UpsertPlan:
+    """Read what ``records`` would change and prepare the statements, writing nothing yet.
+
+    :func:`upsert` is this followed by :meth:`UpsertPlan.write`; the sync engine writes a page's
+    plan in a worker thread (the database works without the GIL) while the next page is parsed.
+    The plan must be written on ``conn`` in the transaction that read it.
+    """
     groups: dict[tuple[type[Record], str, str], dict[str, Record]] = defaultdict(dict)
     for record in records:
-        if type(record) not in KINDS:
+        kind = KINDS.get(type(record))
+        if kind is None:
             raise TypeError(f"cannot store a {type(record).__name__}")
-        kind = KINDS[type(record)]
-        key = (type(record), record.platform, record.account_id)  # type: ignore[attr-defined]
-        groups[key][getattr(record, kind.uid)] = record  # a later duplicate in one batch wins
-    result = UpsertResult()
+        fields = record.__dict__
+        # a later duplicate in one batch wins
+        groups[(kind.model, fields["platform"], fields["account_id"])][fields[kind.uid]] = record
+    plan = UpsertPlan()
     for (record_type, platform, account_id), by_uid in groups.items():
-        result.add(_upsert_group(conn, KINDS[record_type], platform, account_id, by_uid, phones))
-    result.unchanged += len(records) - sum(len(g) for g in groups.values())
-    return result
+        _plan_group(conn, KINDS[record_type], platform, account_id, by_uid, phones, plan)
+    plan.result.unchanged += len(records) - sum(len(g) for g in groups.values())
+    return plan
 
 
 def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
@@ -174,8 +206,10 @@ def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
         empties: dict[type, Any] = {}
 
         def convert(value: Any) -> Any:
-            if value is None or value:
-                return None if value is None else process(value)
+            if value is None:
+                return None
+            if value:
+                return process(value)
             kind = type(value)
             if kind not in empties:
                 empties[kind] = process(value)
@@ -186,20 +220,21 @@ def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
     return [converted[value] for value in values]
 
 
-def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys) with one driver-level ``executemany``.
+def _insert_statement(dialect: sa.Dialect, table: sa.Table, rows: list[dict[str, Any]]) -> Callable[[sa.Connection], Any]:
+    """The driver-level insert of ``rows`` (all with the same keys), as a function of a connection.
 
     The conversions SQLAlchemy would apply (each column type's bind processor: UTC times, JSON,
-    booleans) are applied here column by column, once per distinct value, without SQLAlchemy's
-    per-row parameter structures, which cost more than the insert itself on a page of fans.  A
-    column that is ``None`` in every row and has no default is left out: it is NULL either way.
+    booleans) are applied here, column by column and once per distinct value, without
+    SQLAlchemy's per-row parameter structures, which cost more than the insert itself on a page
+    of fans.  A column that is ``None`` in every row and has no default is left out: it is NULL
+    either way.  SQLite gets one multi-row ``INSERT … VALUES``, which it runs whole without the
+    GIL; other backends one ``executemany``.
     """
     names = list(rows[0])
     if len(names) == 1:
         columns = [[row[names[0]] for row in rows]]
     else:
         columns = [list(values) for values in zip(*map(itemgetter(*names), rows), strict=True)]
-    dialect = conn.dialect
     sent: list[str] = []
     values: list[list[Any]] = []
     for name, column in zip(names, columns, strict=True):
@@ -209,37 +244,65 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
         process = spec.type._cached_bind_processor(dialect)  # noqa: SLF001
         sent.append(name)
         values.append(column if process is None else _bound(process, column))
-    params = list(zip(*values, strict=True))
-    if dialect.name == "sqlite":  # one multi-row statement: SQLite runs all of it without the GIL
-        bulk.insert_rows(conn, table, sent, params)
-        return
     quote = dialect.identifier_preparer.quote
-    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in sent)}) "
-           f"VALUES ({', '.join(['%s'] * len(sent))})")
-    conn.exec_driver_sql(sql, params)
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in sent)}) VALUES "
+    if dialect.name != "sqlite":
+        sql, params = head + f"({', '.join(['%s'] * len(sent))})", list(zip(*values, strict=True))
+        return lambda conn: conn.exec_driver_sql(sql, params)
+    group = f"({', '.join('?' * len(sent))})"
+    per = max(1, bulk.SQLITE_MAX_PARAMS // len(sent))
+    chunks = []  # (statement, its parameters row after row)
+    for start in range(0, len(rows), per):
+        part = [column[start:start + per] for column in values]
+        chunks.append((head + ", ".join([group] * len(part[0])), tuple(chain.from_iterable(zip(*part, strict=True)))))
+
+    def run(conn: sa.Connection) -> None:
+        for sql, flat in chunks:
+            conn.exec_driver_sql(sql, flat)
+
+    return run
 
 
-def _upsert_group(
-    conn: sa.Connection, kind: _Kind, platform: str, account_id: str, by_uid: dict[str, Record], phones: PhoneVault
-) -> UpsertResult:
+def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys) with driver-level SQL (see :func:`_insert_statement`)."""
+    _insert_statement(conn.dialect, table, rows)(conn)
+
+
+def _existing(conn: sa.Connection, kind: _Kind, platform: str, account_id: str, uids: list[str]) -> dict[str, Any]:
+    """The stored rows of ``uids``, by uid.  A page of new records (the common case of a first
+    sync) costs one index-only look-up of the uids; full rows are read only for those found."""
     table = kind.table
-    uid_col = table.c[kind.uid]
-    result = UpsertResult()
-    existing: dict[str, Any] = {}
-    uids = list(by_uid)
+    c = table.c
+    found: list[str] = []
     for start in range(0, len(uids), 500):
         chunk = uids[start:start + 500]
-        rows = conn.execute(
-            sa.select(table).where(table.c.platform == platform, table.c.account_id == account_id, uid_col.in_(chunk))
-        ).mappings()
+        found += conn.execute(sa.select(c[kind.uid]).where(c[kind.uid].in_(chunk), c.platform == platform,
+                                                           c.account_id == account_id)).scalars().all()
+    if not found:
+        return {}
+    existing: dict[str, Any] = {}
+    for start in range(0, len(found), 500):
+        rows = conn.execute(sa.select(table).where(c[kind.uid].in_(found[start:start + 500]), c.platform == platform,
+                                                   c.account_id == account_id)).mappings()
         existing.update({row[kind.uid]: row for row in rows})
+    return existing
+
+
+def _plan_group(
+    conn: sa.Connection, kind: _Kind, platform: str, account_id: str, by_uid: dict[str, Record], phones: PhoneVault,
+    plan: UpsertPlan,
+) -> None:
+    table = kind.table
+    result = plan.result
+    existing = _existing(conn, kind, platform, account_id, list(by_uid))
     now = utcnow()
     inserts: list[dict[str, Any]] = []
     updates: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+    every_field = kind.model.model_fields  # (read once: pydantic's accessor is not free)
     for uid, record in by_uid.items():
         row = existing.get(uid)
         if row is None:
-            values = kind.values(record, type(record).model_fields, phones)
+            values = kind.values(record, every_field, phones)
             _flags_on_insert(kind.flags, values)
             values["inserted_at"] = values["updated_at"] = now
             inserts.append(values)
@@ -257,15 +320,15 @@ def _upsert_group(
         result.updated += 1
         result.changed.append((record, False))
     if inserts:
-        insert_rows(conn, table, inserts)
+        plan.statements.append(_insert_statement(conn.dialect, table, inserts))
     for columns, params in updates.items():
         stmt = (
             sa.update(table)
             .where(table.c.id == sa.bindparam("row_id"))
             .values({c: sa.bindparam(f"v_{c}") for c in columns})
+            .execution_options(synchronize_session=False)
         )
-        conn.execute(stmt.execution_options(synchronize_session=False), params)
-    return result
+        plan.statements.append(lambda conn, stmt=stmt, params=params: conn.execute(stmt, params))
 
 
 def announce(host: PluginHost, result: UpsertResult) -> None:

@@ -28,7 +28,7 @@ from hub.errors import HubError, PermanentError
 from hub.plugins import PluginHost
 from hub.retry import RetryCounter
 from hub.runtime import AccountHandle, open_account
-from hub.store import UpsertResult, announce, upsert
+from hub.store import UpsertPlan, UpsertResult, announce, plan_upsert
 from schemas import Capability, Record
 from schemas.tables import SyncCheckpointRow, utcnow
 
@@ -87,12 +87,18 @@ def load_checkpoint(conn: sa.Connection, platform: str, account_id: str, stream:
     ).scalar_one_or_none()
 
 
-def _save_checkpoint(conn: sa.Connection, platform: str, account_id: str, stream: str, cursor: str | None) -> None:
-    c = CHECKPOINTS.c
-    where = (c.platform == platform, c.account_id == account_id, c.stream == stream)
-    values = {"cursor": cursor, "updated_at": utcnow()}
-    if conn.execute(sa.update(CHECKPOINTS).where(*where).values(**values)).rowcount == 0:
-        conn.execute(sa.insert(CHECKPOINTS).values(platform=platform, account_id=account_id, stream=stream, **values))
+def _checkpoint_statement(dialect: sa.Dialect, platform: str, account_id: str, stream: str,
+                          cursor: str | None) -> Callable[[sa.Connection], Any]:
+    """The statement that sets a stream's checkpoint (one driver-level upsert on the natural key),
+    prepared ahead so that the thread that writes a page holds the GIL as little as it can."""
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    stamp = CHECKPOINTS.c.updated_at.type._cached_bind_processor(dialect)  # noqa: SLF001
+    now = utcnow()
+    sql = (f"INSERT INTO {CHECKPOINTS.name} (platform, account_id, stream, cursor, updated_at) "
+           f"VALUES ({', '.join([mark] * 5)}) ON CONFLICT (platform, account_id, stream) "
+           "DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at")
+    params = (platform, account_id, stream, cursor, stamp(now) if stamp else now)
+    return lambda conn: conn.exec_driver_sql(sql, params)
 
 
 def _check_page(page: object, handle: AccountHandle, stream: str) -> Page[Record]:
@@ -140,10 +146,22 @@ async def sync_stream(
     started = time.monotonic()
     handle.retries = RetryCounter()
 
-    def commit(page: Page[Record]) -> UpsertResult:
-        with engine.begin() as conn:
-            result = upsert(conn, page.items, settings.phones)
-            _save_checkpoint(conn, account.platform, account.account_id, stream, page.next_cursor)
+    def plan(page: Page[Record]) -> tuple[sa.Connection, UpsertPlan]:
+        conn = engine.connect()
+        try:
+            conn.begin()
+            planned = plan_upsert(conn, page.items, settings.phones)
+            planned.statements.append(_checkpoint_statement(conn.dialect, account.platform, account.account_id,
+                                                            stream, page.next_cursor))
+            return conn, planned
+        except BaseException:
+            conn.close()
+            raise
+
+    def write(conn: sa.Connection, planned: UpsertPlan) -> UpsertResult:
+        with conn:  # the page and its checkpoint commit together, or neither does
+            result = planned.write(conn)
+            conn.commit()
         return result
 
     try:
@@ -164,7 +182,11 @@ async def sync_stream(
             if following is not None and more:
                 pending = asyncio.ensure_future(_fetch(handle, method, stream, following))
             try:
-                result = await asyncio.to_thread(commit, page)
+                # The page is planned here (Python: what to insert and update), then written in a
+                # worker thread: the database works without the GIL while this thread parses the
+                # next page.  The connection goes to the worker, which commits and closes it.
+                conn, planned = plan(page)
+                result = await asyncio.to_thread(write, conn, planned)
             except BaseException:
                 if following is not None and more:
                     pending.cancel()

@@ -62,6 +62,8 @@ def normalise_phone(value: object) -> str:
 
 
 def _require_aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:  # what from_epoch_seconds and from_epoch_millis give
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(
             "naive datetime: say which zone it is in (from_epoch_seconds, from_epoch_millis, "
