@@ -8,11 +8,19 @@ databases:
 
 - ``hub``: ``sync_accounts`` (token flow, rate limiter, retries, error mapping, validation into
   canonical models, idempotent upsert, checkpoint per page, next page prefetched);
-- ``bare``: an ``httpx.Client`` fetching the same pages and inserting each page's rows with one
-  driver-level ``executemany`` (the same :func:`hub.store.insert_rows` the hub uses) in its own
-  transaction: no validation, no look-up of existing rows, no checkpoint, no token flow.
+- ``bare``: a plain ``httpx.Client`` fetching the same pages and inserting each page's rows,
+  built as ready tuples (times and JSON through the column types' own bind processors), with one
+  driver-level ``executemany`` in its own transaction: no validation, no look-up of existing
+  rows, no checkpoint, no token flow, no phone hashing.  ``ratio_hub_to_bare`` (the goal's) is
+  measured against it;
+- ``bare_multirow``: the same with one multi-row ``INSERT … VALUES`` a page, as the hub inserts
+  on SQLite (``ratio_hub_to_bare_multirow``).
 
-It prints one JSON document: fans per second for each, their ratio, and (with ``--rss``) the peak
+Each round runs the three in turn, each into a fresh database; ratios are of the best rate of
+each over the rounds (the machine is shared: single figures are noisy).  The start-up heap is
+frozen out of the garbage collector's way first, as ``siyu sync`` does, for all three.
+
+It prints one JSON document: fans per second for each, their ratios, and (with ``--rss``) the peak
 RSS of ``siyu sync`` child processes for each population size.
 
     .venv/bin/python benchmarks/bench_sync.py --fans 100000 --backend sqlite
@@ -41,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from databases import throwaway  # noqa: E402
 from hub import storage  # noqa: E402
 from hub.plugins import load_plugins  # noqa: E402
-from hub.ledger import bulk  # noqa: E402
+from hub import bulk  # noqa: E402
 from hub.sync import freeze_startup_objects, sync_accounts  # noqa: E402
 from hub.testing import free_port  # noqa: E402
 from schemas.tables import FanRow  # noqa: E402

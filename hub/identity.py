@@ -30,7 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hub.ledger.bulk import time_binder
+from hub.bulk import time_binder
 from hub.ledger.tx import lock_members, run_write
 from hub.events import MembersMerged
 from hub.members import create_member, merge_in

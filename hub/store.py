@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from hub.ledger import bulk
+from hub import bulk
 from hub.events import FanUpserted, MessageReceived
 from hub.phones import PhoneVault
 from schemas import Account, Direction, Fan, Message, Order, PointsEvent, Record
@@ -28,7 +28,7 @@ from schemas.tables import AccountRow, FanRow, MessageRow, OrderRow, PointsEvent
 if TYPE_CHECKING:
     from hub.plugins import PluginHost
 
-__all__ = ["UpsertResult", "announce", "insert_rows", "upsert"]
+__all__ = ["UpsertPlan", "UpsertResult", "announce", "plan_upsert", "upsert"]
 
 
 @dataclass
@@ -261,11 +261,6 @@ def _insert_statement(dialect: sa.Dialect, table: sa.Table, rows: list[dict[str,
             conn.exec_driver_sql(sql, flat)
 
     return run
-
-
-def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys) with driver-level SQL (see :func:`_insert_statement`)."""
-    _insert_statement(conn.dialect, table, rows)(conn)
 
 
 def _existing(conn: sa.Connection, kind: _Kind, platform: str, account_id: str, uids: list[str]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from hub.phones import PhoneVault
-from hub.store import upsert
+from hub.store import plan_upsert, upsert
 from schemas import Fan, FollowRelation, Order
 from schemas.tables import FanRow
 
@@ -80,3 +80,36 @@ def test_interactions_added_by_a_callback_add_to_the_stored_counters(engine):
     with engine.connect() as conn:
         counts = dict(conn.execute(sa.select(FanRow.__table__.c.platform_uid, FanRow.__table__.c.interactions)).all())
     assert counts == {"wm1": {"messages": 5, "likes": 2, "follows": 1}, "wm9": {"messages": 1}}
+
+
+def count_fans(engine):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(FanRow.__table__)).scalar_one()
+
+
+def test_a_plan_writes_nothing_until_written_and_then_what_upsert_would(engine):
+    batch = [fan(platform_uid=f"wm{i}", nickname=f"n{i}", phone="13800138000" if i % 2 else None,
+                 followed_at=T1 if i % 3 else None) for i in range(7)]
+    with engine.begin() as conn:
+        planned = plan_upsert(conn, batch, PHONES)
+        assert planned.result.inserted == 7 and count_fans(engine) == 0
+        planned.write(conn)
+    with engine.connect() as conn:
+        rows = {r["platform_uid"]: r for r in conn.execute(sa.select(FanRow.__table__)).mappings()}
+    assert len(rows) == 7
+    # columns no record set (avatar_url here) are left out of the insert and read back NULL;
+    # the pending-work flags and stamps are set as for any insert
+    assert all(r["avatar_url"] is None and r["needs_stitch"] and not r["needs_card"] for r in rows.values())
+    assert rows["wm1"]["phone_hash"] == PHONES.hash("+8613800138000") and rows["wm0"]["phone_hash"] is None
+    assert rows["wm1"]["followed_at"] == T1 and rows["wm0"]["followed_at"] is None
+    with engine.begin() as conn:  # planned again: all there, nothing to write
+        again = plan_upsert(conn, batch, PHONES)
+    assert (again.result.unchanged, again.statements) == (7, [])
+
+
+def test_a_plan_rolled_back_leaves_nothing(engine):
+    with engine.connect() as conn:
+        conn.begin()
+        plan_upsert(conn, [fan(platform_uid="wm9")], PHONES).write(conn)
+        conn.rollback()
+    assert count_fans(engine) == 0

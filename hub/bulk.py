@@ -1,7 +1,8 @@
-"""Set-based SQL for a page of postings, below SQLAlchemy's per-row parameter handling.
+"""Set-based SQL for a page of rows (postings, lots, fans), below SQLAlchemy's per-row parameter
+handling.
 
 SQLAlchemy Core builds, type-processes and (for ``RETURNING``) often executes insert parameters
-one row at a time; for a page of hundreds of postings that costs several times the insert itself.
+one row at a time; for a page of hundreds of rows that costs several times the insert itself.
 The helpers here send driver-level statements instead, one per page and table:
 
 SQLite
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,7 +71,7 @@ def insert_rows(
     *, returning: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """Insert ``rows`` (tuples in ``columns`` order); return the ``returning`` columns of every
-    inserted row, in no particular order (match them by a unique column).
+    inserted row (tuple-like rows), in no particular order (match them by a unique column).
     """
     if not rows:
         return []
@@ -78,16 +80,16 @@ def insert_rows(
     if _postgres(conn):
         arrays = ", ".join(f"%b::{_array_type(conn, table.c[name])}" for name in columns)
         result = conn.exec_driver_sql(f"{head}SELECT * FROM unnest({arrays}){tail}", tuple(_columns(rows, len(columns))))
-        return [tuple(row) for row in result] if returning else []
+        return list(result.all()) if returning else []
     group = "(" + ", ".join("?" * len(columns)) + ")"
     per = max(1, SQLITE_MAX_PARAMS // len(columns))
     out: list[tuple[Any, ...]] = []
     for start in range(0, len(rows), per):
         chunk = rows[start:start + per]
-        params = tuple(value for row in chunk for value in row)
+        params = tuple(chain.from_iterable(chunk))
         result = conn.exec_driver_sql(f"{head}VALUES {', '.join([group] * len(chunk))}{tail}", params)
         if returning:
-            out.extend(tuple(row) for row in result)
+            out.extend(result.all())
     return out
 
 
