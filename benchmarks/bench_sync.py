@@ -17,7 +17,8 @@ databases:
   on SQLite (``ratio_hub_to_bare_multirow``).
 
 Each round runs the three in turn, each into a fresh database; ratios are of the best rate of
-each over the rounds (the machine is shared: single figures are noisy).  The start-up heap is
+each over the rounds, and per round with their median (the machine is shared: single figures are
+noisy).  The start-up heap is
 frozen out of the garbage collector's way first, as ``siyu sync`` does, for all three.
 
 It prints one JSON document: fans per second for each, their ratios, and (with ``--rss``) the peak
@@ -34,6 +35,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -191,6 +193,9 @@ def main() -> None:
                 report[f"{name}_fans_per_s"] = [round(r) for r in values]
             report["ratio_hub_to_bare"] = round(best["hub"] / best["bare"], 3)
             report["ratio_hub_to_bare_multirow"] = round(best["hub"] / best["bare_multirow"], 3)
+            per_round = [h / b for h, b in zip(rates["hub"], rates["bare"], strict=True)]
+            report["ratio_hub_to_bare_each_round"] = [round(r, 3) for r in per_round]
+            report["ratio_hub_to_bare_median_round"] = round(statistics.median(per_round), 3)
             report["goal_ratio"] = 0.8
         if sizes:
             rss = {}
