@@ -49,11 +49,12 @@ class UpsertResult:
 
 _FAN_DERIVED = frozenset({"phone", "other_phones", "interactions_added"})
 """Fan fields that are not columns: they become other columns' values."""
+_FAN_FIELDS = Fan.model_fields  # read once: pydantic's class accessor is not free
 
 
 def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str, Any]:
     source = fan.__dict__  # pydantic keeps the validated field values here
-    if fields is Fan.model_fields:  # a new fan: every field (one C-level copy)
+    if fields is _FAN_FIELDS:  # a new fan: every field (one C-level copy)
         values = source.copy()
         for name in _FAN_DERIVED:
             del values[name]
@@ -135,7 +136,6 @@ class _Kind:
     flags: tuple[tuple[str, frozenset[str] | None], ...] = ()
     """Pending-work columns, each raised when the fields it watches are written with a value
     (``None``: any field); :mod:`hub.apply` clears them once the work is done."""
-
 
 ANY = None
 KINDS: dict[type[Record], _Kind] = {
@@ -293,7 +293,7 @@ def _plan_group(
     now = utcnow()
     inserts: list[dict[str, Any]] = []
     updates: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
-    every_field = kind.model.model_fields  # (read once: pydantic's accessor is not free)
+    every_field = kind.model.model_fields  # once a page: pydantic's class accessor is not free
     for uid, record in by_uid.items():
         row = existing.get(uid)
         if row is None:
