@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -115,11 +116,21 @@ def _account_values(account: Account, fields: Iterable[str], _phones: PhoneVault
     return values
 
 
-def _flags_on_insert(flags: tuple[tuple[str, frozenset[str] | None], ...], values: dict[str, Any]) -> None:
-    """Set each pending-work flag of a new row: raised when ``values`` writes what it watches."""
-    written = bool(values)
+def _flag_columns(
+    flags: tuple[tuple[str, frozenset[str] | None], ...], rows: list[dict[str, Any]], columns: dict[str, list[Any]],
+) -> dict[str, list[bool]]:
+    """Each pending-work flag of new rows, a column at a time: raised where the row writes a value
+    to a field the flag watches (``None``: any field)."""
+    out: dict[str, list[bool]] = {}
     for flag, watched in flags:
-        values[flag] = written if watched is None else list(map(values.get, watched)).count(None) < len(watched)
+        if watched is None:
+            out[flag] = [bool(row) for row in rows]
+            continue
+        raised = [False] * len(rows)
+        for name in watched & columns.keys():
+            raised = [up or value is not None for up, value in zip(raised, columns[name], strict=True)]
+        out[flag] = raised
+    return out
 
 
 def _replace(_record: Any, _row: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -220,8 +231,11 @@ def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
     return [converted[value] for value in values]
 
 
-def _insert_statement(dialect: sa.Dialect, table: sa.Table, rows: list[dict[str, Any]]) -> Callable[[sa.Connection], Any]:
-    """The driver-level insert of ``rows`` (all with the same keys), as a function of a connection.
+def _insert_statement(
+    dialect: sa.Dialect, kind: _Kind, rows: list[dict[str, Any]], now: datetime,
+) -> Callable[[sa.Connection], Any]:
+    """The driver-level insert of new rows (``rows``, all with the same keys, and the pending-work
+    flags and time stamps of new rows), as a function of a connection.
 
     The conversions SQLAlchemy would apply (each column type's bind processor: UTC times, JSON,
     booleans) are applied here, column by column and once per distinct value, without
@@ -230,14 +244,17 @@ def _insert_statement(dialect: sa.Dialect, table: sa.Table, rows: list[dict[str,
     either way.  SQLite gets one multi-row ``INSERT … VALUES``, which it runs whole without the
     GIL; other backends one ``executemany``.
     """
+    table = kind.table
     names = list(rows[0])
     if len(names) == 1:
-        columns = [[row[names[0]] for row in rows]]
+        columns = {names[0]: [row[names[0]] for row in rows]}
     else:
-        columns = [list(values) for values in zip(*map(itemgetter(*names), rows), strict=True)]
+        columns = dict(zip(names, map(list, zip(*map(itemgetter(*names), rows), strict=True)), strict=True))
+    columns.update(_flag_columns(kind.flags, rows, columns))
+    columns["inserted_at"] = columns["updated_at"] = [now] * len(rows)
     sent: list[str] = []
     values: list[list[Any]] = []
-    for name, column in zip(names, columns, strict=True):
+    for name, column in columns.items():
         spec = table.c[name]
         if column.count(None) == len(column) and spec.default is None and spec.server_default is None:
             continue
@@ -269,10 +286,14 @@ def _existing(conn: sa.Connection, kind: _Kind, platform: str, account_id: str, 
     table = kind.table
     c = table.c
     found: list[str] = []
-    for start in range(0, len(uids), 500):
+    postgres = conn.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    head = f"SELECT {kind.uid} FROM {table.name} WHERE platform = {mark} AND account_id = {mark} AND {kind.uid} "
+    for start in range(0, len(uids), 500):  # driver-level: SQLAlchemy's expanding IN costs more than the look-up
         chunk = uids[start:start + 500]
-        found += conn.execute(sa.select(c[kind.uid]).where(c[kind.uid].in_(chunk), c.platform == platform,
-                                                           c.account_id == account_id)).scalars().all()
+        sql = head + ("= ANY(%s)" if postgres else f"IN ({', '.join('?' * len(chunk))})")
+        params = (platform, account_id, chunk) if postgres else (platform, account_id, *chunk)
+        found += [uid for (uid,) in conn.exec_driver_sql(sql, params).all()]
     if not found:
         return {}
     existing: dict[str, Any] = {}
@@ -297,10 +318,7 @@ def _plan_group(
     for uid, record in by_uid.items():
         row = existing.get(uid)
         if row is None:
-            values = kind.values(record, every_field, phones)
-            _flags_on_insert(kind.flags, values)
-            values["inserted_at"] = values["updated_at"] = now
-            inserts.append(values)
+            inserts.append(kind.values(record, every_field, phones))
             result.inserted += 1
             result.changed.append((record, True))
             continue
@@ -315,7 +333,7 @@ def _plan_group(
         result.updated += 1
         result.changed.append((record, False))
     if inserts:
-        plan.statements.append(_insert_statement(conn.dialect, table, inserts))
+        plan.statements.append(_insert_statement(conn.dialect, kind, inserts, now))
     for columns, params in updates.items():
         stmt = (
             sa.update(table)
