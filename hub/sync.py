@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from pydantic import ValidationError
 
 from hub.adapter import Page
@@ -207,6 +208,9 @@ async def sync_stream(
             cursor = following
     except HubError as exc:
         summary.error = str(exc)
+    except SQLAlchemyError as exc:  # this account's stream stops; the others go on
+        reason = str(exc.orig).strip().splitlines()[0] if isinstance(exc, DBAPIError) and exc.orig else ""
+        summary.error = f"database: {type(exc).__name__}{': ' + reason if reason else ''} (the page was not stored)"
     summary.retries = handle.retries.total
     summary.retry_reasons = dict(handle.retries.by_reason)
     summary.seconds = round(time.monotonic() - started, 3)

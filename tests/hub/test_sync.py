@@ -90,6 +90,30 @@ async def test_a_failing_account_does_not_stop_the_others(engine, database_url):
     assert count(engine, FanRow, account_id="good") == 200
 
 
+REFUSE_SQLITE = """CREATE TRIGGER refuse_bad BEFORE INSERT ON fans WHEN NEW.account_id = 'bad'
+BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"""
+REFUSE_POSTGRES = ("""CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN
+  IF NEW.account_id = 'bad' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql""",
+                   "CREATE TRIGGER refuse_bad BEFORE INSERT ON fans FOR EACH ROW EXECUTE FUNCTION refuse_bad()")
+
+
+async def test_a_database_error_stops_that_accounts_stream_only(engine, database_url):
+    with engine.begin() as conn:  # the database refuses one account's fans
+        for statement in REFUSE_POSTGRES if engine.dialect.name == "postgresql" else [REFUSE_SQLITE]:
+            conn.exec_driver_sql(statement)
+    with serve_asgi(make_app(300)) as url:
+        settings = settings_for(HOST, database_url, tp_account(url, "good", page_size=50),
+                                tp_account(url, "bad", page_size=50))
+        summaries = await sync_accounts(HOST, settings, engine, stream="fans")
+    by_account = {s.account_id: s for s in summaries}
+    assert by_account["good"].complete and by_account["good"].inserted == 300 and by_account["good"].error is None
+    bad = by_account["bad"]
+    assert bad.error.startswith("database: ") and "refused by the test" in bad.error and bad.pages == 0
+    assert count(engine, FanRow, account_id="bad") == 0
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "testplat", "bad", "fans") is None  # nothing moved
+
+
 async def test_the_rate_limiter_avoids_429s_that_an_unlimited_client_provokes(engine, database_url):
     with serve_asgi(make_app(600, faults=Faults(limit_per_second=30))) as url:
         limited = settings_for(HOST, database_url, tp_account(url, "slow", page_size=10,
