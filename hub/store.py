@@ -213,20 +213,10 @@ def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
     (a page's own timestamps and flags repeat; ``None`` stays ``None``)."""
     try:
         converted = {value: process(value) for value in set(values) if value is not None}
-    except TypeError:  # JSON documents are unhashable: convert the empty ones once
-        empties: dict[type, Any] = {}
-
-        def convert(value: Any) -> Any:
-            if value is None:
-                return None
-            if value:
-                return process(value)
-            kind = type(value)
-            if kind not in empties:
-                empties[kind] = process(value)
-            return empties[kind]
-
-        return [convert(value) for value in values]
+    except TypeError:  # JSON documents are unhashable: the empty ones (most of them) converted once
+        empty_list, empty_dict = process([]), process({})
+        return [None if value is None else process(value) if value or type(value) not in (list, dict)
+                else empty_list if type(value) is list else empty_dict for value in values]
     converted[None] = None
     return [converted[value] for value in values]
 
