@@ -30,12 +30,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hub import bulk
 from hub.bulk import time_binder
 from hub.ledger.tx import lock_members, run_write
 from hub.events import MembersMerged
 from hub.members import create_member, merge_in
 from schemas import Fan
-from schemas.tables import BlockedIdentityKeyRow, FanIdentityKeyRow, FanRow, MemberChangeRow, utcnow
+from schemas.tables import BlockedIdentityKeyRow, FanIdentityKeyRow, FanRow, MemberChangeRow, MemberRow, utcnow
 
 __all__ = ["DEFAULT_KEY_LIMIT", "StitchReport", "fan_keys", "stitch", "stitch_all", "usable"]
 
@@ -46,6 +47,8 @@ CHUNK = 5_000
 
 fans = FanRow.__table__
 keys_t = FanIdentityKeyRow.__table__
+members_t = MemberRow.__table__
+MEMBER_COLUMNS = ("member_id", "level", "lifetime_points", "balance", "inserted_at", "updated_at")
 blocked_t = BlockedIdentityKeyRow.__table__
 changes = MemberChangeRow.__table__
 
@@ -237,11 +240,8 @@ def _existing_keys(conn: sa.Connection, keys: list[Key]) -> set[int]:
     return found
 
 
-def _many(conn: sa.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    if conn.dialect.paramstyle in ("format", "pyformat"):
-        sql = sql.replace("?", "%s")
-    for start in range(0, len(rows), 50_000):
-        conn.exec_driver_sql(sql, rows[start:start + 50_000])
+def _chunks(rows: list[tuple[Any, ...]], size: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
+    return (rows[start:start + size] for start in range(0, len(rows), size))
 
 
 def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_LIMIT) -> StitchReport:
@@ -303,15 +303,17 @@ def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_
                 groups[root] = start + len(groups)
             assign.append((groups[root], fan_id))
         now = time_binder(conn, fans.c.updated_at)(utcnow())  # as UTCDateTimeType stores it (naive UTC on SQLite)
-        _many(conn, "INSERT INTO members (member_id, level, lifetime_points, balance, inserted_at, updated_at) "
-                    "VALUES (?, 0, 0, 0, ?, ?)", [(m, now, now) for m in groups.values()])
+        # set-based statements (hub.bulk): one array per column on PostgreSQL, multi-row on SQLite
+        for chunk in _chunks([(m, 0, 0, 0, now, now) for m in groups.values()]):
+            bulk.insert_rows(conn, members_t, MEMBER_COLUMNS, chunk)
         if conn.dialect.name == "postgresql" and groups:
             conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('members', 'member_id'), "
                                  "(SELECT MAX(member_id) FROM members))")
-        _many(conn, "UPDATE fans SET member_id = ?, updated_at = ? WHERE id = ?", [(m, now, f) for m, f in assign])
-        _many(conn, "INSERT INTO fan_identity_keys (fan_id, kind, value) VALUES (?, ?, ?)", [
-            (fan_ids[i], *keys[index]) for i in range(len(fan_ids)) if _find(parent, i) not in late_roots
-            for index in flat[offsets[i]:offsets[i + 1]]])
+        for chunk in _chunks([(m, now, f) for m, f in assign]):
+            bulk.update_rows(conn, fans, ("member_id", "updated_at"), "id", chunk)
+        for chunk in _chunks([(fan_ids[i], *keys[index]) for i in range(len(fan_ids))
+                              if _find(parent, i) not in late_roots for index in flat[offsets[i]:offsets[i + 1]]]):
+            bulk.insert_rows(conn, keys_t, ("fan_id", "kind", "value"), chunk)
         already = {(b.kind, b.value) for b in conn.execute(sa.select(blocked_t.c.kind, blocked_t.c.value))}
         report.blocked.clear()
         for index, n in enumerate(counts):
