@@ -41,12 +41,6 @@ class UpsertResult:
     unchanged: int = 0
     changed: list[tuple[Record, bool]] = field(default_factory=list)
 
-    def add(self, other: UpsertResult) -> None:
-        self.inserted += other.inserted
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.changed.extend(other.changed)
-
 
 _FAN_DERIVED = frozenset({"phone", "other_phones", "interactions_added"})
 """Fan fields that are not columns: they become other columns' values."""
