@@ -24,6 +24,7 @@ from hub.errors import SchemaOutOfDate, StorageError
 __all__ = [
     "create_engine",
     "current_revision",
+    "database_reason",
     "head_revision",
     "open_database",
     "safe_url",
@@ -40,6 +41,12 @@ def safe_url(url: str | sa.URL) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
+
+
+def database_reason(exc: SQLAlchemyError) -> str:
+    """The first line of what the database driver said (no statement, no parameters), or ``""``."""
+    orig = getattr(exc, "orig", None)
+    return str(orig).strip().splitlines()[0] if orig is not None and str(orig).strip() else ""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -88,7 +95,7 @@ def _connect(engine: sa.Engine) -> sa.Connection:
     try:
         return engine.connect()
     except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else exc.__class__.__name__
+        reason = database_reason(exc) or exc.__class__.__name__
         raise StorageError(f"cannot reach database {safe_url(engine.url)}: {reason}") from exc
 
 

@@ -20,15 +20,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub.adapter import Page
+from hub.bulk import time_binder
 from hub.config import AccountSettings, Settings
 from hub.errors import HubError, PermanentError
 from hub.plugins import PluginHost
 from hub.retry import RetryCounter
 from hub.runtime import AccountHandle, open_account
+from hub.storage import database_reason
 from hub.store import UpsertPlan, UpsertResult, announce, plan_upsert
 from schemas import Capability, Record
 from schemas.tables import SyncCheckpointRow, utcnow
@@ -88,17 +90,15 @@ def load_checkpoint(conn: sa.Connection, platform: str, account_id: str, stream:
     ).scalar_one_or_none()
 
 
-def _checkpoint_statement(dialect: sa.Dialect, platform: str, account_id: str, stream: str,
+def _checkpoint_statement(conn: sa.Connection, platform: str, account_id: str, stream: str,
                           cursor: str | None) -> Callable[[sa.Connection], Any]:
     """The statement that sets a stream's checkpoint (one driver-level upsert on the natural key),
     prepared ahead so that the thread that writes a page holds the GIL as little as it can."""
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    stamp = CHECKPOINTS.c.updated_at.type._cached_bind_processor(dialect)  # noqa: SLF001
-    now = utcnow()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = (f"INSERT INTO {CHECKPOINTS.name} (platform, account_id, stream, cursor, updated_at) "
            f"VALUES ({', '.join([mark] * 5)}) ON CONFLICT (platform, account_id, stream) "
            "DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at")
-    params = (platform, account_id, stream, cursor, stamp(now) if stamp else now)
+    params = (platform, account_id, stream, cursor, time_binder(conn, CHECKPOINTS.c.updated_at)(utcnow()))
     return lambda conn: conn.exec_driver_sql(sql, params)
 
 
@@ -152,7 +152,7 @@ async def sync_stream(
         try:
             conn.begin()
             planned = plan_upsert(conn, page.items, settings.phones)
-            planned.statements.append(_checkpoint_statement(conn.dialect, account.platform, account.account_id,
+            planned.statements.append(_checkpoint_statement(conn, account.platform, account.account_id,
                                                             stream, page.next_cursor))
             return conn, planned
         except BaseException:
@@ -209,7 +209,7 @@ async def sync_stream(
     except HubError as exc:
         summary.error = str(exc)
     except SQLAlchemyError as exc:  # this account's stream stops; the others go on
-        reason = str(exc.orig).strip().splitlines()[0] if isinstance(exc, DBAPIError) and exc.orig else ""
+        reason = database_reason(exc)
         summary.error = f"database: {type(exc).__name__}{': ' + reason if reason else ''} (the page was not stored)"
     summary.retries = handle.retries.total
     summary.retry_reasons = dict(handle.retries.by_reason)

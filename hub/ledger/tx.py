@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from hub.errors import MergeRefused, NotFound, StorageError
+from hub.storage import database_reason
 from schemas.tables import MemberRow
 
 __all__ = ["RETRIES", "lock_members", "resolve_member", "run_write"]
@@ -68,16 +69,12 @@ def run_write(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
                 if not _retryable(exc) or attempt == RETRIES - 1:
                     if isinstance(exc, IntegrityError):
                         raise
-                    raise StorageError(f"write failed: {exc.__class__.__name__}: {_first_line(exc)}") from exc
+                    raise StorageError(f"write failed: {exc.__class__.__name__}: {database_reason(exc)}") from exc
             except BaseException:
                 conn.rollback()
                 raise
         time.sleep(0.005 * (attempt + 1))
     raise StorageError("write transaction kept losing races")  # pragma: no cover
-
-
-def _first_line(exc: DBAPIError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else ""
 
 
 def lock_members(conn: sa.Connection, member_ids: Iterable[int]) -> dict[int, sa.Row]:
