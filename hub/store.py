@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime
 from itertools import chain
 from operator import itemgetter
@@ -49,12 +50,7 @@ _FAN_FIELDS = Fan.model_fields  # read once: pydantic's class accessor is not fr
 
 def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str, Any]:
     source = fan.__dict__  # pydantic keeps the validated field values here
-    if fields is _FAN_FIELDS:  # a new fan: every field (one C-level copy)
-        values = source.copy()
-        for name in _FAN_DERIVED:
-            del values[name]
-    else:
-        values = {name: source[name] for name in fields if name not in _FAN_DERIVED}
+    values = {name: source[name] for name in fields if name not in _FAN_DERIVED}
     if "interactions_added" in fields and fan.interactions_added:
         # a new fan starts from its reported counters plus these
         counts = dict(fan.interactions)
@@ -74,6 +70,31 @@ def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str
                   if number != fan.phone}
         values["identity_keys"] = {**values.get("identity_keys", fan.identity_keys), **hashed}
     return values
+
+
+_FAN_COLUMNS = tuple(name for name in _FAN_FIELDS if name not in _FAN_DERIVED)
+
+
+def _fan_columns(fans: list[Fan], phones: PhoneVault) -> dict[str, list[Any]]:
+    """The column values of new fans, a column at a time: what :func:`_fan_values` gives each
+    fan, without a dictionary per fan.  A first sync inserts fans by the million, so the work is
+    done by C-level loops over the records' field values; only the few records that carry phone
+    numbers, relations or added counters get work of their own."""
+    states = [fan.__dict__ for fan in fans]  # pydantic keeps the validated field values here
+    columns = {name: list(map(itemgetter(name), states)) for name in _FAN_COLUMNS}
+    numbers = list(map(itemgetter("phone"), states))
+    columns["phone_hash"] = [phones.hash(number) if number else None for number in numbers]
+    columns["phone_encrypted"] = [phones.encrypt(number) if number else None for number in numbers]
+    follows = columns["follows"]
+    for i in [i for i, relations in enumerate(follows) if relations]:
+        follows[i] = _fan_values(fans[i], ("follows",), phones)["follows"]
+    counts = columns["interactions"]
+    for i in [i for i, state in enumerate(states) if state["interactions_added"]]:
+        counts[i] = _fan_values(fans[i], ("interactions_added",), phones)["interactions"]
+    keys = columns["identity_keys"]
+    for i in [i for i, state in enumerate(states) if state["other_phones"]]:
+        keys[i] = _fan_values(fans[i], ("other_phones",), phones)["identity_keys"]
+    return columns
 
 
 def _merge_fan(fan: Fan, row: Any, values: dict[str, Any]) -> dict[str, Any]:
@@ -110,17 +131,27 @@ def _account_values(account: Account, fields: Iterable[str], _phones: PhoneVault
     return values
 
 
+def _record_columns(kind: _Kind, records: list[Record], phones: PhoneVault) -> dict[str, list[Any]]:
+    """The column values of new records of any kind, from each record's values."""
+    every_field = kind.model.model_fields  # once a page: pydantic's class accessor is not free
+    rows = [kind.values(record, every_field, phones) for record in records]
+    names = list(rows[0])
+    if len(names) == 1:
+        return {names[0]: [row[names[0]] for row in rows]}
+    return dict(zip(names, map(list, zip(*map(itemgetter(*names), rows), strict=True)), strict=True))
+
+
 def _flag_columns(
-    flags: tuple[tuple[str, frozenset[str] | None], ...], rows: list[dict[str, Any]], columns: dict[str, list[Any]],
+    flags: tuple[tuple[str, frozenset[str] | None], ...], count: int, columns: dict[str, list[Any]],
 ) -> dict[str, list[bool]]:
-    """Each pending-work flag of new rows, a column at a time: raised where the row writes a value
-    to a field the flag watches (``None``: any field)."""
+    """Each pending-work flag of ``count`` new rows, a column at a time: raised where the row
+    writes a value to a field the flag watches (``None``: any field; a new row writes them all)."""
     out: dict[str, list[bool]] = {}
     for flag, watched in flags:
         if watched is None:
-            out[flag] = [bool(row) for row in rows]
+            out[flag] = [True] * count
             continue
-        raised = [False] * len(rows)
+        raised = [False] * count
         for name in watched & columns.keys():
             raised = [up or value is not None for up, value in zip(raised, columns[name], strict=True)]
         out[flag] = raised
@@ -138,13 +169,15 @@ class _Kind:
     uid: str
     values: Callable[[Any, Iterable[str], PhoneVault], dict[str, Any]]
     merge: Callable[[Any, Any, dict[str, Any]], dict[str, Any]] = _replace
+    columns: Callable[[list[Any], PhoneVault], dict[str, list[Any]]] | None = None
+    """The column values of new records (default: :func:`_record_columns`)."""
     flags: tuple[tuple[str, frozenset[str] | None], ...] = ()
     """Pending-work columns, each raised when the fields it watches are written with a value
     (``None``: any field); :mod:`hub.apply` clears them once the work is done."""
 
 ANY = None
 KINDS: dict[type[Record], _Kind] = {
-    Fan: _Kind(Fan, FanRow.__table__, "platform_uid", _fan_values, _merge_fan, flags=(
+    Fan: _Kind(Fan, FanRow.__table__, "platform_uid", _fan_values, _merge_fan, _fan_columns, flags=(
         ("needs_stitch", frozenset({"union_id", "phone_hash", "identity_keys"})),
         ("needs_card", frozenset({"card_no", "card_status"})),
     )),
@@ -216,10 +249,10 @@ def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
 
 
 def _insert_statement(
-    dialect: sa.Dialect, kind: _Kind, rows: list[dict[str, Any]], now: datetime,
+    dialect: sa.Dialect, kind: _Kind, columns: dict[str, list[Any]], count: int, now: datetime,
 ) -> Callable[[sa.Connection], Any]:
-    """The driver-level insert of new rows (``rows``, all with the same keys, and the pending-work
-    flags and time stamps of new rows), as a function of a connection.
+    """The driver-level insert of ``count`` new rows (``columns``: each column's values, and the
+    pending-work flags and time stamps of new rows), as a function of a connection.
 
     The conversions SQLAlchemy would apply (each column type's bind processor: UTC times, JSON,
     booleans) are applied here, column by column and once per distinct value, without
@@ -229,22 +262,19 @@ def _insert_statement(
     GIL; other backends one ``executemany``.
     """
     table = kind.table
-    names = list(rows[0])
-    if len(names) == 1:
-        columns = {names[0]: [row[names[0]] for row in rows]}
-    else:
-        columns = dict(zip(names, map(list, zip(*map(itemgetter(*names), rows), strict=True)), strict=True))
-    columns.update(_flag_columns(kind.flags, rows, columns))
-    columns["inserted_at"] = columns["updated_at"] = [now] * len(rows)
+    columns.update(_flag_columns(kind.flags, count, columns))
     sent: list[str] = []
     values: list[list[Any]] = []
     for name, column in columns.items():
         spec = table.c[name]
-        if column.count(None) == len(column) and spec.default is None and spec.server_default is None:
+        if column.count(None) == count and spec.default is None and spec.server_default is None:
             continue
         process = spec.type._cached_bind_processor(dialect)  # noqa: SLF001
         sent.append(name)
         values.append(column if process is None else _bound(process, column))
+    for name in ("inserted_at", "updated_at"):
+        sent.append(name)
+        values.append([_bound(table.c[name].type._cached_bind_processor(dialect), [now])[0]] * count)  # noqa: SLF001
     quote = dialect.identifier_preparer.quote
     head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in sent)}) VALUES "
     if dialect.name != "sqlite":
@@ -253,7 +283,7 @@ def _insert_statement(
     group = f"({', '.join('?' * len(sent))})"
     per = max(1, bulk.SQLITE_MAX_PARAMS // len(sent))
     chunks = []  # (statement, its parameters row after row)
-    for start in range(0, len(rows), per):
+    for start in range(0, count, per):
         part = [column[start:start + per] for column in values]
         chunks.append((head + ", ".join([group] * len(part[0])), tuple(chain.from_iterable(zip(*part, strict=True)))))
 
@@ -296,15 +326,12 @@ def _plan_group(
     result = plan.result
     existing = _existing(conn, kind, platform, account_id, list(by_uid))
     now = utcnow()
-    inserts: list[dict[str, Any]] = []
+    inserts = [record for uid, record in by_uid.items() if uid not in existing]
     updates: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
-    every_field = kind.model.model_fields  # once a page: pydantic's class accessor is not free
-    for uid, record in by_uid.items():
+    changed: set[str] = set()
+    for uid, record in by_uid.items() if existing else ():
         row = existing.get(uid)
         if row is None:
-            inserts.append(kind.values(record, every_field, phones))
-            result.inserted += 1
-            result.changed.append((record, True))
             continue
         values = kind.merge(record, row, kind.values(record, record.model_fields_set, phones))
         diff = {k: v for k, v in values.items() if row[k] != v}
@@ -315,9 +342,16 @@ def _plan_group(
         diff["updated_at"] = now
         updates[frozenset(diff)].append({**{f"v_{k}": v for k, v in diff.items()}, "row_id": row["id"]})
         result.updated += 1
-        result.changed.append((record, False))
+        changed.add(uid)
+    result.inserted += len(inserts)
+    if changed:  # in the records' order
+        result.changed += [(record, uid not in changed) for uid, record in by_uid.items()
+                           if uid in changed or uid not in existing]
+    else:
+        result.changed += [(record, True) for record in inserts]
     if inserts:
-        plan.statements.append(_insert_statement(conn.dialect, kind, inserts, now))
+        new = (kind.columns or partial(_record_columns, kind))(inserts, phones)
+        plan.statements.append(_insert_statement(conn.dialect, kind, new, len(inserts), now))
     for columns, params in updates.items():
         stmt = (
             sa.update(table)
