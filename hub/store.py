@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime
 from itertools import chain
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -176,6 +176,7 @@ class _Kind:
     (``None``: any field); :mod:`hub.apply` clears them once the work is done."""
 
 ANY = None
+_OWNER = attrgetter("platform", "account_id")
 KINDS: dict[type[Record], _Kind] = {
     Fan: _Kind(Fan, FanRow.__table__, "platform_uid", _fan_values, _merge_fan, _fan_columns, flags=(
         ("needs_stitch", frozenset({"union_id", "phone_hash", "identity_keys"})),
@@ -213,6 +214,23 @@ def upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVault) -
     return plan_upsert(conn, records, phones).write(conn)
 
 
+def _groups(records: Sequence[Record]) -> dict[tuple[type[Record], str, str], dict[str, Record]]:
+    """The records by kind and account, each group by uid (a later duplicate in a batch wins)."""
+    kinds = set(map(type, records))
+    if len(kinds) == 1 and (kind := KINDS.get(kinds.pop())) is not None:
+        owners = set(map(_OWNER, records))
+        if len(owners) == 1:  # one kind from one account, as a sync page is: grouped by C-level loops
+            return {(kind.model, *owners.pop()): dict(zip(map(attrgetter(kind.uid), records), records))}
+    groups: dict[tuple[type[Record], str, str], dict[str, Record]] = defaultdict(dict)
+    for record in records:
+        kind = KINDS.get(type(record))
+        if kind is None:
+            raise TypeError(f"cannot store a {type(record).__name__}")
+        fields = record.__dict__
+        groups[(kind.model, fields["platform"], fields["account_id"])][fields[kind.uid]] = record
+    return groups
+
+
 def plan_upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVault) -> UpsertPlan:
     """Read what ``records`` would change and prepare the statements, writing nothing yet.
 
@@ -220,14 +238,7 @@ def plan_upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVau
     plan in a worker thread (the database works without the GIL) while the next page is parsed.
     The plan must be written on ``conn`` in the transaction that read it.
     """
-    groups: dict[tuple[type[Record], str, str], dict[str, Record]] = defaultdict(dict)
-    for record in records:
-        kind = KINDS.get(type(record))
-        if kind is None:
-            raise TypeError(f"cannot store a {type(record).__name__}")
-        fields = record.__dict__
-        # a later duplicate in one batch wins
-        groups[(kind.model, fields["platform"], fields["account_id"])][fields[kind.uid]] = record
+    groups = _groups(records)
     plan = UpsertPlan()
     for (record_type, platform, account_id), by_uid in groups.items():
         _plan_group(conn, KINDS[record_type], platform, account_id, by_uid, phones, plan)
@@ -236,14 +247,20 @@ def plan_upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVau
 
 
 def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
-    """``values`` through a column type's bind processor, each distinct value converted once
-    (a page's own timestamps and flags repeat; ``None`` stays ``None``)."""
+    """``values`` through a column type's bind processor (``None`` stays ``None``).
+
+    Values that repeat (a page's flags, an order status's time) are converted once each; a
+    column of mostly distinct values (the times records carry) goes straight through.
+    """
     try:
-        converted = {value: process(value) for value in set(values) if value is not None}
+        distinct = set(values)
     except TypeError:  # JSON documents are unhashable: the empty ones (most of them) converted once
         empty_list, empty_dict = process([]), process({})
         return [None if value is None else process(value) if value or type(value) not in (list, dict)
                 else empty_list if type(value) is list else empty_dict for value in values]
+    if 2 * len(distinct) > len(values):
+        return list(map(process, values))
+    converted = {value: process(value) for value in distinct if value is not None}
     converted[None] = None
     return [converted[value] for value in values]
 

@@ -9,9 +9,11 @@ The database rows that store them live in :mod:`schemas.tables`.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, TypeAdapter, model_validator
 
 from schemas.enums import (
     AccountStatus,
@@ -45,6 +47,24 @@ class Record(BaseModel):
     """Base of the canonical records: strict about unknown fields and about assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
+
+    @classmethod
+    def many(cls, values: Iterable[Mapping[str, Any]]) -> list[Self]:
+        """Records of this kind from their field values, validated in one call: how an adapter
+        builds a page (``Fan.many({...} for item in items)``).
+
+        The rules are those of ``Fan(**fields)`` (the fields given count as set, for partial
+        updates); one call for the whole page costs pydantic less than a call per record.
+
+        :raises pydantic.ValidationError: if any record is invalid; each error's location starts
+            with the record's index in ``values``, and no input value is repeated.
+        """
+        return _list_validator(cls).validate_python(values if isinstance(values, list) else list(values))
+
+
+@cache
+def _list_validator(model: type[Record]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[model], config=ConfigDict(hide_input_in_errors=True))  # type: ignore[valid-type]
 
 
 class Account(Record):

@@ -72,6 +72,22 @@ class UTCDateTimeType(sa.TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        """On SQLite a time is stored as the text of its naive UTC value, ``YYYY-MM-DD
+        HH:MM:SS.ffffff`` (the SQLite dialect's storage format); a value already in UTC (every
+        canonical record's) is written straight from ``isoformat``, the rest go the general way.
+        """
+        process = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or process is None:
+            return process
+
+        def utc_text(value: Any) -> Any:
+            if type(value) is datetime and value.tzinfo is UTC:
+                return value.isoformat(" ", "microseconds")[:26]  # the text before '+00:00'
+            return process(value)
+
+        return utc_text
+
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None

@@ -3,6 +3,8 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -99,6 +101,18 @@ def test_times_come_back_aware_utc(engine):
     with engine.connect() as conn:
         got = conn.execute(sa.select(FanRow.__table__.c.followed_at)).scalar_one()
     assert got == datetime(2024, 5, 1, 0, 0, tzinfo=UTC) and got.tzinfo is not None
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1, 1), max_value=datetime(9999, 12, 30), timezones=st.sampled_from(
+    [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))])))
+def test_sqlite_time_text_is_the_dialects_storage_format(value):
+    """The direct text of a UTC time is what the SQLite dialect itself would store."""
+    dialect = sa.create_engine("sqlite://").dialect
+    fast = FanRow.__table__.c.followed_at.type._cached_bind_processor(dialect)  # noqa: SLF001
+    general = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert fast(value) == general(value.astimezone(UTC).replace(tzinfo=None))
+    assert fast(value.astimezone(UTC)) == fast(value)
+    assert fast(None) is None
 
 
 def test_naive_times_are_refused_at_the_door(engine):

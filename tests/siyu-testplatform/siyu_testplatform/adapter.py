@@ -75,20 +75,20 @@ class TestplatAdapter(hub.Adapter):
     async def fetch_fans(self, account: Account, cursor: str | None) -> hub.Page[Fan]:
         response = await self.client.get("/v1/fans", params={"cursor": cursor or "", "count": self.config.page_size})
         data = response_json(response, platform=self.platform)["data"]
-        fans = [
-            Fan(
-                platform=self.platform,
-                account_id=account.account_id,
-                platform_uid=item["uid"],
-                nickname=item["nickname"],
-                union_id=item.get("union_id"),
-                phone=item.get("mobile"),
-                follow_state="following" if item["following"] else "unfollowed",
-                followed_at=from_epoch_seconds(item["follow_time"]),
-                interactions={"messages": item["messages"]},
-            )
+        fans = Fan.many(
+            {
+                "platform": self.platform,
+                "account_id": account.account_id,
+                "platform_uid": item["uid"],
+                "nickname": item["nickname"],
+                "union_id": item.get("union_id"),
+                "phone": item.get("mobile"),
+                "follow_state": "following" if item["following"] else "unfollowed",
+                "followed_at": from_epoch_seconds(item["follow_time"]),
+                "interactions": {"messages": item["messages"]},
+            }
             for item in data["fans"]
-        ]
+        )
         return hub.Page(items=fans, next_cursor=data["next_cursor"] or None)
 
     async def fetch_orders(self, account: Account, cursor: str | None) -> hub.Page[Order]:
