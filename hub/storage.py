@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pydantic_core import to_json
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -58,6 +59,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's value as the text the database stores: compact JSON written by
+    pydantic-core's serializer (a few times faster than :func:`json.dumps` on the small documents
+    a row holds, which a sync writes one or more of per record)."""
+    return to_json(value).decode()
+
+
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     """An engine for ``url``, configured for its backend.
 
@@ -69,10 +77,11 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+            engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                      json_serializer=json_text, **kwargs)
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+            engine = sa.create_engine(parsed, pool_pre_ping=True, json_serializer=json_text, **kwargs)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise StorageError(f"cannot use database {safe_url(url)}: {exc.__class__.__name__}") from exc
     return engine

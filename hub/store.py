@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime
+from enum import Enum
 from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from schemas.tables import AccountRow, FanRow, MessageRow, OrderRow, PointsEvent
 if TYPE_CHECKING:
     from hub.plugins import PluginHost
 
-__all__ = ["UpsertPlan", "UpsertResult", "announce", "plan_upsert", "upsert"]
+__all__ = ["UpsertPlan", "UpsertResult", "announce", "plan_upsert", "record_keys", "upsert"]
 
 
 @dataclass
@@ -231,6 +232,12 @@ def _groups(records: Sequence[Record]) -> dict[tuple[type[Record], str, str], di
     return groups
 
 
+def record_keys(records: Sequence[Record]) -> frozenset[tuple[Any, ...]]:
+    """The natural keys of ``records`` (kind, platform, account, uid): what two batches must not
+    share to be planned independently."""
+    return frozenset((*group, uid) for group, by_uid in _groups(records).items() for uid in by_uid)
+
+
 def plan_upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVault) -> UpsertPlan:
     """Read what ``records`` would change and prepare the statements, writing nothing yet.
 
@@ -265,6 +272,13 @@ def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
     return [converted[value] for value in values]
 
 
+def _plain(values: list[Any]) -> list[Any]:
+    """Enum members (a fan's gender, an order's status) as their plain values: a driver takes a
+    ``str`` subclass only through its adaptation protocol, at several times the cost of a ``str``."""
+    members = {value: value.value for value in set(values) if isinstance(value, Enum)}
+    return list(map(members.get, values, values)) if members else values
+
+
 def _insert_statement(
     dialect: sa.Dialect, kind: _Kind, columns: dict[str, list[Any]], count: int, now: datetime,
 ) -> Callable[[sa.Connection], Any]:
@@ -288,7 +302,7 @@ def _insert_statement(
             continue
         process = spec.type._cached_bind_processor(dialect)  # noqa: SLF001
         sent.append(name)
-        values.append(column if process is None else _bound(process, column))
+        values.append(_plain(column) if process is None else _bound(process, column))
     for name in ("inserted_at", "updated_at"):
         sent.append(name)
         values.append([_bound(table.c[name].type._cached_bind_processor(dialect), [now])[0]] * count)  # noqa: SLF001

@@ -13,8 +13,10 @@ unchanged records are counted, not rewritten).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from operator import attrgetter
@@ -22,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from hub.adapter import Page
 from hub.bulk import time_binder
@@ -32,7 +34,7 @@ from hub.plugins import PluginHost
 from hub.retry import RetryCounter
 from hub.runtime import AccountHandle, open_account
 from hub.storage import database_reason
-from hub.store import UpsertPlan, UpsertResult, announce, plan_upsert
+from hub.store import UpsertPlan, UpsertResult, announce, plan_upsert, record_keys
 from schemas import Capability, Record
 from schemas.tables import SyncCheckpointRow, utcnow
 
@@ -144,6 +146,19 @@ async def _fetch(handle: AccountHandle, method: str, stream: str, cursor: str | 
     return _check_page(page, handle, stream)
 
 
+WRITES_IN_FLIGHT = 2
+"""Pages planned and handed to the writer but not yet committed, at most (memory stays flat)."""
+
+
+@dataclass
+class _Write:
+    """One page on its way to the database: its plan, then its commit (a task)."""
+
+    page: Page[Record]
+    keys: frozenset[tuple[Any, ...]]
+    task: asyncio.Future[UpsertResult]
+
+
 async def sync_stream(
     handle: AccountHandle,
     engine: sa.Engine,
@@ -156,81 +171,131 @@ async def sync_stream(
     progress: ProgressCallback | None = None,
 ) -> StreamSummary:
     """Sync one stream of one open account to its end, to ``max_pages`` pages, or to the first
-    error that is not retried."""
+    error that is not retried.
+
+    Three things overlap: the next page is fetched (and validated) while this one is planned,
+    and pages are committed by a worker thread, in order, while the event loop goes on.  A
+    page's records are looked up in the database before earlier pages have committed only when
+    none of them is in those pages; otherwise the lookup waits for their commits.  Each commit
+    holds one page and its checkpoint, and a page is committed only after every page before it
+    was: whatever instant the process dies at, the database holds pages 1..k and checkpoint k.
+    """
     capability, method = STREAMS[stream]
     account = handle.account
     summary = StreamSummary(account.platform, account.account_id, stream)
     started = time.monotonic()
     handle.retries = RetryCounter()
+    in_flight: deque[_Write] = deque()
 
-    def plan(page: Page[Record]) -> tuple[sa.Connection, UpsertPlan]:
-        conn = engine.connect()
+    def plan(reader: sa.Connection, page: Page[Record]) -> UpsertPlan:
+        with reader.begin():  # a short read: which records are new, which changed
+            planned = plan_upsert(reader, page.items, settings.phones)
+        planned.statements.append(_checkpoint_statement(reader, account.platform, account.account_id,
+                                                        stream, page.next_cursor))
+        return planned
+
+    def write(planned: UpsertPlan, page: Page[Record]) -> UpsertResult:
         try:
-            conn.begin()
-            planned = plan_upsert(conn, page.items, settings.phones)
-            planned.statements.append(_checkpoint_statement(conn, account.platform, account.account_id,
-                                                            stream, page.next_cursor))
-            return conn, planned
-        except BaseException:
-            conn.close()
-            raise
+            with engine.begin() as conn:  # the page and its checkpoint commit together, or neither does
+                return planned.write(conn)
+        except IntegrityError:
+            # another writer (a callback) stored one of these records since the look-up: plan
+            # the page again inside the transaction that writes it
+            with engine.begin() as conn:
+                again = plan_upsert(conn, page.items, settings.phones)
+                again.statements.append(planned.statements[-1])  # the checkpoint
+                return again.write(conn)
 
-    def write(conn: sa.Connection, planned: UpsertPlan) -> UpsertResult:
-        with conn:  # the page and its checkpoint commit together, or neither does
-            result = planned.write(conn)
-            conn.commit()
-        return result
+    async def commit(previous: asyncio.Future[UpsertResult] | None, planned: UpsertPlan,
+                     page: Page[Record]) -> UpsertResult:
+        if previous is not None:
+            await previous  # in page order; after a failed page nothing later is written
+        return await asyncio.to_thread(write, planned, page)
 
+    def committed(done: _Write) -> None:
+        result = done.task.result()
+        announce(host, result)
+        summary.pages += 1
+        summary.inserted += result.inserted
+        summary.updated += result.updated
+        summary.unchanged += result.unchanged
+        summary.notes.extend(n for n in done.page.notes if n not in summary.notes)
+        if progress:
+            progress(account.platform, account.account_id, stream, summary.pages, len(done.page.items))
+
+    async def settle(keep: int) -> None:
+        """Wait until at most ``keep`` pages are uncommitted, counting the committed ones."""
+        while in_flight and (len(in_flight) > keep or in_flight[0].task.done()):
+            await asyncio.wait([in_flight[0].task])
+            committed(in_flight.popleft())
+
+    pending: asyncio.Future[Page[Record]] | None = None
     try:
-        if full:
-            cursor = None
-        else:
-            with engine.connect() as conn:
-                cursor = load_checkpoint(conn, account.platform, account.account_id, stream)
-        summary.resumed = cursor is not None
-        pending = asyncio.ensure_future(_fetch(handle, method, stream, cursor))
-        while True:
-            page = await pending
-            following = page.next_cursor
-            if following is not None and following == cursor:
-                raise PermanentError(f"{stream}: the cursor did not advance", platform=account.platform,
-                                     account_id=account.account_id)
-            more = max_pages is None or summary.pages + 1 < max_pages
-            if following is not None and more:
-                pending = asyncio.ensure_future(_fetch(handle, method, stream, following))
-            try:
-                # The page is planned here (Python: what to insert and update), then written in a
-                # worker thread: the database works without the GIL while this thread parses the
-                # next page.  The connection goes to the worker, which commits and closes it.
-                conn, planned = plan(page)
-                result = await asyncio.to_thread(write, conn, planned)
-            except BaseException:
+        with engine.connect() as reader:
+            cursor = None if full else load_checkpoint(reader, account.platform, account.account_id, stream)
+            reader.rollback()
+            summary.resumed = cursor is not None
+            pending = asyncio.ensure_future(_fetch(handle, method, stream, cursor))
+            fetched = 0
+            while True:
+                page = await pending
+                pending = None
+                fetched += 1
+                following = page.next_cursor
+                if following is not None and following == cursor:
+                    raise PermanentError(f"{stream}: the cursor did not advance", platform=account.platform,
+                                         account_id=account.account_id)
+                more = max_pages is None or fetched < max_pages
                 if following is not None and more:
-                    pending.cancel()
-                raise
-            announce(host, result)
-            summary.pages += 1
-            summary.inserted += result.inserted
-            summary.updated += result.updated
-            summary.unchanged += result.unchanged
-            summary.notes.extend(n for n in page.notes if n not in summary.notes)
-            if progress:
-                progress(account.platform, account.account_id, stream, summary.pages, len(page.items))
-            if following is None:
-                summary.complete = True
-                break
-            if not more:
-                break
-            cursor = following
+                    pending = asyncio.ensure_future(_fetch(handle, method, stream, following))
+                keys = record_keys(page.items)
+                while in_flight and any(not keys.isdisjoint(w.keys) for w in in_flight):
+                    await settle(len(in_flight) - 1)  # its records' earlier versions commit first
+                planned = plan(reader, page)
+                previous = in_flight[-1].task if in_flight else None
+                in_flight.append(_Write(page, keys, asyncio.ensure_future(commit(previous, planned, page))))
+                await settle(WRITES_IN_FLIGHT - 1)
+                if following is None:
+                    await settle(0)
+                    summary.complete = True
+                    break
+                if not more:
+                    break
+                cursor = following
+            await settle(0)
     except HubError as exc:
         summary.error = str(exc)
     except SQLAlchemyError as exc:  # this account's stream stops; the others go on
         reason = database_reason(exc)
         summary.error = f"database: {type(exc).__name__}{': ' + reason if reason else ''} (the page was not stored)"
+    finally:
+        if pending is not None:
+            pending.cancel()
+        await _drain(in_flight, committed, summary)
     summary.retries = handle.retries.total
     summary.retry_reasons = dict(handle.retries.by_reason)
     summary.seconds = round(time.monotonic() - started, 3)
     return summary
+
+
+async def _drain(in_flight: deque[_Write], committed: Callable[[_Write], None], summary: StreamSummary) -> None:
+    """After an error: pages already handed to the writer still commit (they are whole and in
+    order) and are counted; the first that fails stops the rest and is the stream's error."""
+    while in_flight:
+        done = in_flight.popleft()
+        try:
+            await asyncio.shield(done.task)
+        except SQLAlchemyError as exc:
+            if summary.error is None:
+                reason = database_reason(exc)
+                summary.error = (f"database: {type(exc).__name__}{': ' + reason if reason else ''} "
+                                 "(the page was not stored)")
+            for rest in in_flight:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(rest.task)
+            in_flight.clear()
+            return
+        committed(done)
 
 
 def _streams_for(host: PluginHost, account: AccountSettings, wanted: str | None) -> list[str]:
