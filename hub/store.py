@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime
 from enum import Enum
-from itertools import chain
+from itertools import chain, repeat
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,8 @@ def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str
     return values
 
 
-_FAN_COLUMNS = tuple(name for name in _FAN_FIELDS if name not in _FAN_DERIVED)
+_FAN_READ = (*(name for name in _FAN_FIELDS if name not in _FAN_DERIVED), "phone")
+_FAN_VALUES = itemgetter(*_FAN_READ)
 
 
 def _fan_columns(fans: list[Fan], phones: PhoneVault) -> dict[str, list[Any]]:
@@ -82,8 +83,9 @@ def _fan_columns(fans: list[Fan], phones: PhoneVault) -> dict[str, list[Any]]:
     done by C-level loops over the records' field values; only the few records that carry phone
     numbers, relations or added counters get work of their own."""
     states = [fan.__dict__ for fan in fans]  # pydantic keeps the validated field values here
-    columns = {name: list(map(itemgetter(name), states)) for name in _FAN_COLUMNS}
-    numbers = list(map(itemgetter("phone"), states))
+    # each record read once (the values it holds, in one tuple), then turned into columns
+    columns = dict(zip(_FAN_READ, map(list, zip(*map(_FAN_VALUES, states), strict=True)), strict=True))
+    numbers = columns.pop("phone")
     columns["phone_hash"] = [phones.hash(number) if number else None for number in numbers]
     columns["phone_encrypted"] = [phones.encrypt(number) if number else None for number in numbers]
     follows = columns["follows"]
@@ -233,9 +235,9 @@ def _groups(records: Sequence[Record]) -> dict[tuple[type[Record], str, str], di
 
 
 def record_keys(records: Sequence[Record]) -> frozenset[tuple[Any, ...]]:
-    """The natural keys of ``records`` (kind, platform, account, uid): what two batches must not
+    """The natural keys of ``records`` (``((kind, platform, account), uid)``): what two batches must not
     share to be planned independently."""
-    return frozenset((*group, uid) for group, by_uid in _groups(records).items() for uid in by_uid)
+    return frozenset(chain.from_iterable(zip(repeat(group), by_uid) for group, by_uid in _groups(records).items()))
 
 
 def plan_upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVault) -> UpsertPlan:
@@ -262,6 +264,8 @@ def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
     try:
         distinct = set(values)
     except TypeError:  # JSON documents are unhashable: the empty ones (most of them) converted once
+        if not any(values) and len(set(map(type, values))) == 1:  # all empty, all lists (or dicts)
+            return [process(values[0])] * len(values)
         empty_list, empty_dict = process([]), process({})
         return [None if value is None else process(value) if value or type(value) not in (list, dict)
                 else empty_list if type(value) is list else empty_dict for value in values]
@@ -275,8 +279,13 @@ def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
 def _plain(values: list[Any]) -> list[Any]:
     """Enum members (a fan's gender, an order's status) as their plain values: a driver takes a
     ``str`` subclass only through its adaptation protocol, at several times the cost of a ``str``."""
+    if set(map(type, values)) <= _PLAIN:
+        return values
     members = {value: value.value for value in set(values) if isinstance(value, Enum)}
     return list(map(members.get, values, values)) if members else values
+
+
+_PLAIN = frozenset({str, int, float, bool, bytes, type(None)})  # exact types: an Enum subclass is not plain
 
 
 def _insert_statement(
