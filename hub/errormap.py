@@ -16,11 +16,11 @@ is a :class:`PermanentError` (never retried blindly).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import httpx
+from pydantic_core import from_json
 
 from hub.errors import (
     PermanentError,
@@ -78,7 +78,7 @@ def response_json(response: httpx.Response, *, platform: str, account_id: str | 
     if cached is not _MISSING:
         return cached
     try:
-        body = json.loads(response.content)
+        body = from_json(response.content)  # pydantic-core's parser: about twice json.loads's speed
         response.extensions["siyu.json"] = body
         return body
     except (ValueError, UnicodeDecodeError):
