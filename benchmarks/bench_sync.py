@@ -16,9 +16,9 @@ databases:
 - ``bare_multirow``: the same with one multi-row ``INSERT … VALUES`` a page, as the hub inserts
   on SQLite (``ratio_hub_to_bare_multirow``).
 
-Each round runs the three in turn, each into a fresh database; ratios are of the best rate of
-each over the rounds, and per round with their median (the machine is shared: single figures are
-noisy).  The start-up heap is
+Each round runs the three in turn (in the reverse order every other round), each into a fresh
+database; ratios are of the best rate of each over the rounds, and per round with their median
+(the machine is shared: single figures are noisy, and the median of the rounds is the figure).  The start-up heap is
 frozen out of the garbage collector's way first, as ``siyu sync`` does, for all three.
 
 It prints one JSON document: fans per second for each, their ratios, and (with ``--rss``) the peak
@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--fans", type=int, default=100_000)
     parser.add_argument("--page-size", type=int, default=500)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--rounds", type=int, default=2, help="alternate hub and bare this many times")
+    parser.add_argument("--rounds", type=int, default=5, help="alternate hub and bare this many times")
     parser.add_argument("--rss", default="", help="comma-separated population sizes for the peak-RSS check")
     args = parser.parse_args()
 
@@ -180,8 +180,11 @@ def main() -> None:
                     "bare_multirow": lambda db: run_bare(url, db, args.page_size, multirow=True)}
             rates: dict[str, list[float]] = {name: [] for name in runs}
             try:
-                for _ in range(args.rounds):
-                    for name, run in runs.items():
+                for round_no in range(args.rounds):
+                    # hub and bare side by side, in turn first and last: the machine's drifts
+                    # (other tenants) then favour neither
+                    order = list(runs.items()) if round_no % 2 == 0 else list(reversed(runs.items()))
+                    for name, run in order:
                         seconds, count = run(fresh_database(args.backend, tmp, cleanups))
                         assert count == args.fans, (name, count)
                         rates[name].append(count / seconds)

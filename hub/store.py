@@ -31,7 +31,7 @@ from schemas.tables import AccountRow, FanRow, MessageRow, OrderRow, PointsEvent
 if TYPE_CHECKING:
     from hub.plugins import PluginHost
 
-__all__ = ["UpsertPlan", "UpsertResult", "announce", "plan_upsert", "record_keys", "upsert"]
+__all__ = ["UpsertPlan", "UpsertResult", "announce", "plan_upsert", "record_keys", "upsert", "write_plan"]
 
 
 @dataclass
@@ -240,12 +240,38 @@ def record_keys(records: Sequence[Record]) -> frozenset[tuple[Any, ...]]:
     return frozenset(chain.from_iterable(zip(repeat(group), by_uid) for group, by_uid in _groups(records).items()))
 
 
+def write_plan(
+    engine: sa.Engine, planned: UpsertPlan, records: Sequence[Record], phones: PhoneVault,
+    also: Callable[[sa.Connection], Any] | None = None,
+) -> UpsertResult:
+    """Write ``planned`` (what :func:`plan_upsert` made of ``records`` on another connection) and
+    then ``also`` (a sync's checkpoint) in one transaction of their own.
+
+    The look-up behind a plan may be out of date when it is written: if another writer (a
+    callback, another process) stored one of the records since, the insert meets the natural
+    key's constraint and the records are planned again inside the transaction that writes them.
+    """
+    try:
+        with engine.begin() as conn:
+            return _write(conn, planned, also)
+    except sa.exc.IntegrityError:
+        with engine.begin() as conn:
+            return _write(conn, plan_upsert(conn, records, phones), also)
+
+
+def _write(conn: sa.Connection, planned: UpsertPlan, also: Callable[[sa.Connection], Any] | None) -> UpsertResult:
+    result = planned.write(conn)
+    if also is not None:
+        also(conn)
+    return result
+
+
 def plan_upsert(conn: sa.Connection, records: Sequence[Record], phones: PhoneVault) -> UpsertPlan:
     """Read what ``records`` would change and prepare the statements, writing nothing yet.
 
-    :func:`upsert` is this followed by :meth:`UpsertPlan.write`; the sync engine writes a page's
-    plan in a worker thread (the database works without the GIL) while the next page is parsed.
-    The plan must be written on ``conn`` in the transaction that read it.
+    :func:`upsert` is this followed by :meth:`UpsertPlan.write` in the same transaction; the sync
+    engine instead writes a page's plan with :func:`write_plan`, in a worker thread (the database
+    works without the GIL) while the next pages are fetched and planned.
     """
     groups = _groups(records)
     plan = UpsertPlan()

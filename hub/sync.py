@@ -19,12 +19,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub.adapter import Page
 from hub.bulk import time_binder
@@ -34,7 +35,7 @@ from hub.plugins import PluginHost
 from hub.retry import RetryCounter
 from hub.runtime import AccountHandle, open_account
 from hub.storage import database_reason
-from hub.store import UpsertPlan, UpsertResult, announce, plan_upsert, record_keys
+from hub.store import UpsertResult, announce, plan_upsert, record_keys, write_plan
 from schemas import Capability, Record
 from schemas.tables import SyncCheckpointRow, utcnow
 
@@ -187,30 +188,17 @@ async def sync_stream(
     handle.retries = RetryCounter()
     in_flight: deque[_Write] = deque()
 
-    def plan(reader: sa.Connection, page: Page[Record]) -> UpsertPlan:
+    def plan(reader: sa.Connection, page: Page[Record]) -> Callable[[], UpsertResult]:
         with reader.begin():  # a short read: which records are new, which changed
             planned = plan_upsert(reader, page.items, settings.phones)
-        planned.statements.append(_checkpoint_statement(reader, account.platform, account.account_id,
-                                                        stream, page.next_cursor))
-        return planned
+        checkpoint = _checkpoint_statement(reader, account.platform, account.account_id, stream, page.next_cursor)
+        # the page and its checkpoint commit together, or neither does
+        return partial(write_plan, engine, planned, page.items, settings.phones, also=checkpoint)
 
-    def write(planned: UpsertPlan, page: Page[Record]) -> UpsertResult:
-        try:
-            with engine.begin() as conn:  # the page and its checkpoint commit together, or neither does
-                return planned.write(conn)
-        except IntegrityError:
-            # another writer (a callback) stored one of these records since the look-up: plan
-            # the page again inside the transaction that writes it
-            with engine.begin() as conn:
-                again = plan_upsert(conn, page.items, settings.phones)
-                again.statements.append(planned.statements[-1])  # the checkpoint
-                return again.write(conn)
-
-    async def commit(previous: asyncio.Future[UpsertResult] | None, planned: UpsertPlan,
-                     page: Page[Record]) -> UpsertResult:
+    async def commit(previous: asyncio.Future[UpsertResult] | None, write: Callable[[], UpsertResult]) -> UpsertResult:
         if previous is not None:
             await previous  # in page order; after a failed page nothing later is written
-        return await asyncio.to_thread(write, planned, page)
+        return await asyncio.to_thread(write)
 
     def committed(done: _Write) -> None:
         result = done.task.result()
@@ -251,9 +239,9 @@ async def sync_stream(
                 keys = record_keys(page.items)
                 while in_flight and any(not keys.isdisjoint(w.keys) for w in in_flight):
                     await settle(len(in_flight) - 1)  # its records' earlier versions commit first
-                planned = plan(reader, page)
+                write = plan(reader, page)
                 previous = in_flight[-1].task if in_flight else None
-                in_flight.append(_Write(page, keys, asyncio.ensure_future(commit(previous, planned, page))))
+                in_flight.append(_Write(page, keys, asyncio.ensure_future(commit(previous, write))))
                 await settle(WRITES_IN_FLIGHT - 1)
                 if following is None:
                     await settle(0)

@@ -179,3 +179,17 @@ def test_ledger_entries_cannot_be_updated_or_deleted(engine):
             conn.exec_driver_sql("TRUNCATE ledger_entries CASCADE")
     with engine.connect() as conn:
         assert conn.execute(sa.select(entries.c.points)).scalars().all() == [5]
+
+
+def test_json_columns_are_stored_as_compact_utf8_text_and_read_back_equal(tmp_path):
+    engine = storage.create_engine(f"sqlite:///{tmp_path / 'j.db'}")
+    storage.upgrade(engine)
+    tags = ["会员", 'a"b', "x" * 3]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(FanRow.__table__), [dict(platform="p", account_id="a", platform_uid="u", tags=tags,
+                                                        interactions={"messages": 3})])
+    with engine.connect() as conn:
+        raw = conn.exec_driver_sql("SELECT tags, interactions FROM fans").one()
+        assert tuple(raw) == ('["会员","a\\"b","xxx"]', '{"messages":3}')
+        assert conn.execute(sa.select(FanRow.__table__.c.tags)).scalar_one() == tags
+    engine.dispose()

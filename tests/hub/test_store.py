@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from hub.phones import PhoneVault
-from hub.store import plan_upsert, upsert
+from hub.store import plan_upsert, record_keys, upsert, write_plan
 from schemas import Fan, FollowRelation, Order
 from schemas.tables import FanRow
 
@@ -113,3 +113,49 @@ def test_a_plan_rolled_back_leaves_nothing(engine):
         plan_upsert(conn, [fan(platform_uid="wm9")], PHONES).write(conn)
         conn.rollback()
     assert count_fans(engine) == 0
+
+
+def test_a_plan_written_after_another_writer_stored_one_of_its_records_is_planned_again(engine):
+    batch = [fan(platform_uid=f"wm{i}", nickname=f"n{i}") for i in range(4)]
+    with engine.connect() as conn, conn.begin():
+        planned = plan_upsert(conn, batch, PHONES)  # all four look new
+    with engine.begin() as conn:  # meanwhile a callback stores one of them
+        upsert(conn, [fan(platform_uid="wm2", nickname="from a callback")], PHONES)
+    written = []
+    result = write_plan(engine, planned, batch, PHONES, also=lambda conn: written.append(conn))
+    assert (result.inserted, result.updated) == (3, 1) and len(written) == 1
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.select(FanRow.__table__.c.platform_uid, FanRow.__table__.c.nickname)).all())
+    assert rows == {f"wm{i}": f"n{i}" for i in range(4)}
+
+
+def test_a_later_duplicate_in_one_batch_wins(engine):
+    with engine.begin() as conn:
+        result = upsert(conn, [fan(nickname="first"), fan(platform_uid="wm2"), fan(nickname="second")], PHONES)
+    assert (result.inserted, result.unchanged) == (2, 1)
+    assert stored_uid(engine, "wm1")["nickname"] == "second"
+
+
+def stored_uid(engine, uid):
+    with engine.connect() as conn:
+        t = FanRow.__table__
+        return conn.execute(sa.select(t).where(t.c.platform_uid == uid)).mappings().one()
+
+
+def test_record_keys_tell_whether_two_batches_share_a_record():
+    first = record_keys([fan(platform_uid="a"), fan(platform_uid="b"), Order(
+        platform="wecom", account_id="hq", order_id="a", buyer_uid="x", amount_fen=1, status="paid")])
+    assert len(first) == 3  # a fan and an order may share an id: they are different records
+    assert not first.isdisjoint(record_keys([fan(platform_uid="b")]))
+    assert first.isdisjoint(record_keys([fan(platform_uid="c"), fan(platform_uid="a", account_id="other")]))
+
+
+def test_enum_values_reach_the_driver_as_plain_strings():
+    from hub.store import _plain
+    from schemas import FollowState
+
+    values = _plain([FollowState.FOLLOWING, None, FollowState.UNFOLLOWED, "unknown"])
+    assert values == ["following", None, "unfollowed", "unknown"]
+    assert {type(v) for v in values} == {str, type(None)}
+    plain = ["a", None, 3]
+    assert _plain(plain) is plain  # nothing to convert: the column itself

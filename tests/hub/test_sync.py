@@ -10,8 +10,11 @@ import sqlalchemy as sa
 from hub import storage
 from hub.cli import main
 from hub.plugins import load_plugins
-from hub.sync import load_checkpoint, sync_accounts
+from hub.adapter import Page
+from hub.runtime import AccountHandle
+from hub.sync import load_checkpoint, sync_accounts, sync_stream
 from hub.testing import serve_asgi
+from schemas import Account, Fan
 from schemas.tables import FanRow, OrderRow
 from siyu_testplatform.sandbox import Faults, make_app
 from tests.hub.sandboxes import settings_for, tp_account, toml_for
@@ -114,6 +117,47 @@ async def test_a_database_error_stops_that_accounts_stream_only(engine, database
         assert load_checkpoint(conn, "testplat", "bad", "fans") is None  # nothing moved
 
 
+REFUSE_ONE_SQLITE = """CREATE TRIGGER refuse_one BEFORE INSERT ON fans WHEN NEW.platform_uid = 'u0000120'
+BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"""
+REFUSE_ONE_POSTGRES = ("""CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN
+  IF NEW.platform_uid = 'u0000120' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$
+  LANGUAGE plpgsql""", "CREATE TRIGGER refuse_one BEFORE INSERT ON fans FOR EACH ROW EXECUTE FUNCTION refuse_one()")
+
+
+async def test_a_page_the_database_refuses_stops_the_stream_there_and_later_pages_are_not_written(
+        engine, database_url):
+    """Pages are planned ahead of their commits; a refused page 3 still leaves pages 1-2 and the
+    checkpoint after page 2, and nothing of the pages already planned behind it."""
+    with engine.begin() as conn:
+        for statement in REFUSE_ONE_POSTGRES if engine.dialect.name == "postgresql" else [REFUSE_ONE_SQLITE]:
+            conn.exec_driver_sql(statement)
+    with serve_asgi(make_app(400)) as url:
+        settings = settings_for(HOST, database_url, tp_account(url, page_size=50))
+        [summary] = await sync_accounts(HOST, settings, engine, stream="fans")
+        assert stats(url)["fans_served"] >= 4  # pages after the refused one were fetched (and planned)
+    assert "refused by the test" in summary.error and (summary.pages, summary.inserted) == (2, 100)
+    assert count(engine, FanRow) == 100
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "testplat", "main", "fans") == "o100"
+
+
+class StrayAdapter:
+    """An adapter that returns another account's fans next to its own."""
+
+    async def fetch_fans(self, account, cursor):
+        return Page(items=[Fan(platform="testplat", account_id="main", platform_uid="u1"),
+                           Fan(platform="testplat", account_id="elsewhere", platform_uid="u2")])
+
+
+async def test_records_of_another_account_are_refused_before_anything_is_written(engine, database_url):
+    settings = settings_for(HOST, database_url, tp_account("http://127.0.0.1:9"))
+    handle = AccountHandle(account=Account(platform="testplat", account_id="main"), settings=settings.accounts[0],
+                           adapter=StrayAdapter(), client=None, retry=settings.retry)
+    summary = await sync_stream(handle, engine, HOST, settings, "fans")
+    assert "does not belong to this account" in summary.error and summary.pages == 0
+    assert count(engine, FanRow) == 0
+
+
 async def test_the_rate_limiter_avoids_429s_that_an_unlimited_client_provokes(engine, database_url):
     with serve_asgi(make_app(600, faults=Faults(limit_per_second=30))) as url:
         limited = settings_for(HOST, database_url, tp_account(url, "slow", page_size=10,
@@ -163,3 +207,19 @@ def test_a_failed_sync_exits_1_with_the_error_in_the_summary(tmp_path, database_
     engine = storage.open_database(database_url)
     assert count(engine, FanRow) == 0
     engine.dispose()
+
+
+def test_a_sync_process_collects_young_objects_less_often():
+    import gc
+
+    from hub.sync import YOUNG_COLLECTION_THRESHOLD, freeze_startup_objects
+
+    before = gc.get_threshold()
+    try:
+        freeze_startup_objects()
+        young, middle, oldest = gc.get_threshold()
+        assert young >= YOUNG_COLLECTION_THRESHOLD and (middle, oldest) == before[1:]
+        assert gc.get_freeze_count() > 0 and gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -90,3 +90,23 @@ def test_message_requires_direction_and_aware_time():
         Message(platform="douyin", account_id="ent", platform_msg_id="m1", direction="sideways",
                 content_type="text", sent_at=datetime(2024, 1, 1))
     assert fields_of(info.value) == {"direction", "sent_at"}
+
+
+def test_many_validates_a_page_as_the_constructor_does():
+    rows = [{"platform": "douyin", "account_id": "ent", "platform_uid": f"u{i}", "phone": "138 0013 8000",
+             "union_id": None, "followed_at": NOW} for i in range(3)]
+    fans = Fan.many(row for row in rows)  # any iterable of field mappings
+    assert fans == [Fan(**row) for row in rows] and all(type(f) is Fan for f in fans)
+    assert fans[0].phone == "+8613800138000"
+    assert fans[1].model_fields_set == {"platform", "account_id", "platform_uid", "phone", "union_id", "followed_at"}
+
+
+def test_many_names_the_bad_record_by_index_and_hides_its_input():
+    rows = [{"platform": "douyin", "account_id": "ent", "platform_uid": "u1"},
+            {"platform": "douyin", "account_id": "ent", "platform_uid": "u2", "phone": "555-0100"},
+            {"platform": "douyin", "account_id": "ent", "platform_uid": "u3", "followed_at": datetime(2024, 1, 1)}]
+    with pytest.raises(ValidationError) as info:
+        Fan.many(rows)
+    assert fields_of(info.value) == {"1.phone", "2.followed_at"}
+    assert "555-0100" not in str(info.value)
+    assert Order.many([]) == []
