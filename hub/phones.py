@@ -44,6 +44,11 @@ class PhoneVault:
     def __repr__(self) -> str:
         return f"PhoneVault(encrypting={self._fernet is not None})"
 
+    @property
+    def encrypts(self) -> bool:
+        """Whether numbers are kept encrypted (a ``phone_encryption_key`` is configured)."""
+        return self._fernet is not None
+
     def hash(self, phone: str) -> str:
         """The keyed hash of a normalised number (64 hex characters)."""
         return hmac.digest(self._key, phone.encode(), "sha256").hex()  # one-shot: OpenSSL's HMAC in C

@@ -73,7 +73,7 @@ def _fan_values(fan: Fan, fields: Iterable[str], phones: PhoneVault) -> dict[str
     return values
 
 
-_FAN_READ = (*(name for name in _FAN_FIELDS if name not in _FAN_DERIVED), "phone")
+_FAN_READ = (*(name for name in _FAN_FIELDS if name not in _FAN_DERIVED), "phone", "interactions_added", "other_phones")
 _FAN_VALUES = itemgetter(*_FAN_READ)
 
 
@@ -87,16 +87,17 @@ def _fan_columns(fans: list[Fan], phones: PhoneVault) -> dict[str, list[Any]]:
     columns = dict(zip(_FAN_READ, map(list, zip(*map(_FAN_VALUES, states), strict=True)), strict=True))
     numbers = columns.pop("phone")
     columns["phone_hash"] = [phones.hash(number) if number else None for number in numbers]
-    columns["phone_encrypted"] = [phones.encrypt(number) if number else None for number in numbers]
-    follows = columns["follows"]
-    for i in [i for i, relations in enumerate(follows) if relations]:
-        follows[i] = _fan_values(fans[i], ("follows",), phones)["follows"]
-    counts = columns["interactions"]
-    for i in [i for i, state in enumerate(states) if state["interactions_added"]]:
-        counts[i] = _fan_values(fans[i], ("interactions_added",), phones)["interactions"]
-    keys = columns["identity_keys"]
-    for i in [i for i, state in enumerate(states) if state["other_phones"]]:
-        keys[i] = _fan_values(fans[i], ("other_phones",), phones)["identity_keys"]
+    columns["phone_encrypted"] = ([phones.encrypt(number) if number else None for number in numbers]
+                                  if phones.encrypts else [None] * len(fans))
+    # the per-record work, where a record has any (``any`` finds out in one C loop)
+    for field, column, derived in (("follows", "follows", "follows"),
+                                   ("interactions_added", "interactions", "interactions_added"),
+                                   ("other_phones", "identity_keys", "other_phones")):
+        given = columns.pop(field) if field != column else columns[field]
+        if any(given):
+            target = columns[column]
+            for i in [i for i, value in enumerate(given) if value]:
+                target[i] = _fan_values(fans[i], (derived,), phones)[column]
     return columns
 
 
@@ -154,9 +155,13 @@ def _flag_columns(
         if watched is None:
             out[flag] = [True] * count
             continue
+        given = [columns[name] for name in sorted(watched & columns.keys())]
+        if any(None not in column for column in given):  # one field has a value in every row
+            out[flag] = [True] * count
+            continue
         raised = [False] * count
-        for name in watched & columns.keys():
-            raised = [up or value is not None for up, value in zip(raised, columns[name], strict=True)]
+        for column in given:
+            raised = [up or value is not None for up, value in zip(raised, column, strict=True)]
         out[flag] = raised
     return out
 

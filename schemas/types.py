@@ -74,7 +74,7 @@ def _require_aware_utc(value: datetime) -> datetime:
 
 def from_epoch_seconds(value: int | str) -> datetime:
     """A platform field documented as Unix seconds."""
-    return datetime.fromtimestamp(int(value), tz=UTC)
+    return datetime.fromtimestamp(value if type(value) is int else int(value), UTC)
 
 
 def from_epoch_millis(value: int | str) -> datetime:

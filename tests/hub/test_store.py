@@ -159,3 +159,13 @@ def test_enum_values_reach_the_driver_as_plain_strings():
     assert {type(v) for v in values} == {str, type(None)}
     plain = ["a", None, 3]
     assert _plain(plain) is plain  # nothing to convert: the column itself
+
+
+def test_new_fans_numbers_are_encrypted_when_a_key_is_configured(engine):
+    from cryptography.fernet import Fernet
+
+    vault = PhoneVault("store-test-key-0123456789", Fernet.generate_key().decode())
+    with engine.begin() as conn:
+        upsert(conn, [fan(phone="13800138000"), fan(platform_uid="wm2")], vault)
+    assert vault.decrypt(stored_uid(engine, "wm1")["phone_encrypted"]) == "+8613800138000"
+    assert stored_uid(engine, "wm2")["phone_encrypted"] is None and stored_uid(engine, "wm2")["phone_hash"] is None
