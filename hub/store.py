@@ -347,16 +347,27 @@ def _insert_statement(
         sent.append(name)
         values.append([_bound(table.c[name].type._cached_bind_processor(dialect), [now])[0]] * count)  # noqa: SLF001
     quote = dialect.identifier_preparer.quote
-    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in sent)}) VALUES "
     if dialect.name != "sqlite":
+        head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in sent)}) VALUES "
         sql, params = head + f"({', '.join(['%s'] * len(sent))})", list(zip(*values, strict=True))
         return lambda conn: conn.exec_driver_sql(sql, params)
-    group = f"({', '.join('?' * len(sent))})"
-    per = max(1, bulk.SQLITE_MAX_PARAMS // len(sent))
-    chunks = []  # (statement, its parameters row after row)
+    # A value shared by every row (the account, the flags, the stamps, empty documents) is bound
+    # once, as a numbered parameter; the rest go row by row through ``VALUES``.
+    shared = [i for i, column in enumerate(values) if column.count(column[0]) == count]
+    varying = [i for i in range(len(values)) if i not in shared]
+    constants = tuple(values[i][0] for i in shared)
+    names = [sent[i] for i in shared + varying]
+    picks = [f"?{n}" for n in range(1, len(shared) + 1)] + [f"column{n}" for n in range(1, len(varying) + 1)]
+    head = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in names)}) "
+            f"SELECT {', '.join(picks)} FROM (VALUES ")
+    group = f"({', '.join('?' * len(varying))})" if varying else "(NULL)"
+    per = max(1, (bulk.SQLITE_MAX_PARAMS - len(shared)) // max(1, len(varying)))
+    chunks = []  # (statement, the shared values then the varying ones row after row)
     for start in range(0, count, per):
-        part = [column[start:start + per] for column in values]
-        chunks.append((head + ", ".join([group] * len(part[0])), tuple(chain.from_iterable(zip(*part, strict=True)))))
+        part = [values[i][start:start + per] for i in varying]
+        rows = min(per, count - start)
+        flat = constants + tuple(chain.from_iterable(zip(*part, strict=True))) if varying else constants
+        chunks.append((head + ", ".join([group] * rows) + ")", flat))
 
     def run(conn: sa.Connection) -> None:
         for sql, flat in chunks:
