@@ -254,8 +254,7 @@ async def sync_stream(
     except HubError as exc:
         summary.error = str(exc)
     except SQLAlchemyError as exc:  # this account's stream stops; the others go on
-        reason = database_reason(exc)
-        summary.error = f"database: {type(exc).__name__}{': ' + reason if reason else ''} (the page was not stored)"
+        summary.error = _database_error(exc)
     finally:
         if pending is not None:
             pending.cancel()
@@ -274,16 +273,18 @@ async def _drain(in_flight: deque[_Write], committed: Callable[[_Write], None], 
         try:
             await asyncio.shield(done.task)
         except SQLAlchemyError as exc:
-            if summary.error is None:
-                reason = database_reason(exc)
-                summary.error = (f"database: {type(exc).__name__}{': ' + reason if reason else ''} "
-                                 "(the page was not stored)")
-            for rest in in_flight:
-                with contextlib.suppress(BaseException):
+            summary.error = summary.error or _database_error(exc)
+            for rest in in_flight:  # each fails too, without writing: the page before it failed
+                with contextlib.suppress(Exception):
                     await asyncio.shield(rest.task)
             in_flight.clear()
             return
         committed(done)
+
+
+def _database_error(exc: SQLAlchemyError) -> str:
+    reason = database_reason(exc)
+    return f"database: {type(exc).__name__}{': ' + reason if reason else ''} (the page was not stored)"
 
 
 def _streams_for(host: PluginHost, account: AccountSettings, wanted: str | None) -> list[str]:
