@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from databases import throwaway  # noqa: E402
 from hub import ledger, storage  # noqa: E402
 from hub.ledger.batch import LOT_COLUMNS, _digest  # noqa: E402
-from hub.sync import freeze_startup_objects  # noqa: E402
+from hub.sync import prepare_for_sync  # noqa: E402
 from schemas.tables import LedgerEntryRow, utcnow  # noqa: E402
 
 MEMBERS = 1_000
@@ -172,7 +172,7 @@ def main() -> None:
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     out = []
-    freeze_startup_objects()
+    prepare_for_sync()
     with tempfile.TemporaryDirectory() as folder:
         for backend in backends:
             rounds = [run(backend, args.n, args.page, Path(folder)) for _ in range(args.rounds)]

@@ -52,7 +52,7 @@ from databases import throwaway  # noqa: E402
 from hub import storage  # noqa: E402
 from hub.plugins import load_plugins  # noqa: E402
 from hub import bulk  # noqa: E402
-from hub.sync import freeze_startup_objects, sync_accounts  # noqa: E402
+from hub.sync import prepare_for_sync, sync_accounts  # noqa: E402
 from hub.testing import free_port  # noqa: E402
 from schemas.tables import FanRow  # noqa: E402
 from siyu_testplatform.sandbox import CLIENT_ID, CLIENT_SECRET  # noqa: E402
@@ -174,7 +174,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         if args.fans:
             proc, url = start_sandbox(args.fans)
-            freeze_startup_objects()  # as `siyu sync` does; the bare loops run in the same settled heap
+            prepare_for_sync()  # as `siyu sync` does; the bare loops run in the same settled heap
             runs = {"hub": lambda db: run_hub(url, db, args.page_size),
                     "bare": lambda db: run_bare(url, db, args.page_size),
                     "bare_multirow": lambda db: run_bare(url, db, args.page_size, multirow=True)}

@@ -15,7 +15,7 @@ from hub.apply import ApplySummary, apply_pending
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
 from hub.errors import ConfigError, NotFound
-from hub.sync import STREAMS, StreamSummary, freeze_startup_objects, sync_accounts
+from hub.sync import STREAMS, StreamSummary, prepare_for_sync, sync_accounts
 from schemas.tables import FanRow
 
 __all__ = ["apply", "fans_app", "sync"]
@@ -47,7 +47,7 @@ def sync(
                for a in settings.accounts):
         raise ConfigError("no configured account matches --platform/--account")
     engine = state.engine()
-    freeze_startup_objects()
+    prepare_for_sync()
     show_progress = not as_json and sys.stderr.isatty()
     try:
         if show_progress:

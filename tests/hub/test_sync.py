@@ -209,17 +209,20 @@ def test_a_failed_sync_exits_1_with_the_error_in_the_summary(tmp_path, database_
     engine.dispose()
 
 
-def test_a_sync_process_collects_young_objects_less_often():
+def test_a_sync_process_collects_young_objects_less_often_and_hands_the_gil_over_sooner():
     import gc
+    import sys
 
-    from hub.sync import YOUNG_COLLECTION_THRESHOLD, freeze_startup_objects
+    from hub.sync import SWITCH_INTERVAL, YOUNG_COLLECTION_THRESHOLD, prepare_for_sync
 
-    before = gc.get_threshold()
+    before, interval = gc.get_threshold(), sys.getswitchinterval()
     try:
-        freeze_startup_objects()
+        prepare_for_sync()
         young, middle, oldest = gc.get_threshold()
         assert young >= YOUNG_COLLECTION_THRESHOLD and (middle, oldest) == before[1:]
         assert gc.get_freeze_count() > 0 and gc.isenabled()
+        assert sys.getswitchinterval() == min(SWITCH_INTERVAL, interval) < 0.005
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+        sys.setswitchinterval(interval)
