@@ -292,16 +292,21 @@ def _bound(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
     Values that repeat (a page's flags, an order status's time) are converted once each; a
     column of mostly distinct values (the times records carry) goes straight through.
     """
+    sample = values[:16]
     try:
+        if 2 * len(set(sample)) > len(sample):  # mostly distinct (the times records carry)
+            if None in values:
+                return [None if value is None else process(value) for value in values]
+            return list(map(process, values))
         distinct = set(values)
     except TypeError:  # JSON documents are unhashable: the empty ones (most of them) converted once
+        if all(values):  # none empty, none None
+            return list(map(process, values))
         if not any(values) and len(set(map(type, values))) == 1:  # all empty, all lists (or dicts)
             return [process(values[0])] * len(values)
         empty_list, empty_dict = process([]), process({})
         return [None if value is None else process(value) if value or type(value) not in (list, dict)
                 else empty_list if type(value) is list else empty_dict for value in values]
-    if 2 * len(distinct) > len(values):
-        return list(map(process, values))
     converted = {value: process(value) for value in distinct if value is not None}
     converted[None] = None
     return [converted[value] for value in values]

@@ -169,3 +169,20 @@ def test_new_fans_numbers_are_encrypted_when_a_key_is_configured(engine):
         upsert(conn, [fan(phone="13800138000"), fan(platform_uid="wm2")], vault)
     assert vault.decrypt(stored_uid(engine, "wm1")["phone_encrypted"]) == "+8613800138000"
     assert stored_uid(engine, "wm2")["phone_encrypted"] is None and stored_uid(engine, "wm2")["phone_hash"] is None
+
+
+def test_column_values_go_through_the_bind_processor_and_none_stays_none():
+    from hub.store import _bound
+
+    seen = []
+
+    def process(value):
+        seen.append(value)
+        return f"<{value}>"
+
+    assert _bound(process, [*range(20), None]) == [f"<{i}>" for i in range(20)] + [None]  # distinct
+    assert _bound(process, [True] * 30 + [None, False]) == ["<True>"] * 30 + [None, "<False>"]  # repeating
+    seen.clear()
+    assert _bound(process, [[], {}, None, [], {"a": 1}]) == ["<[]>", "<{}>", None, "<[]>", "<{'a': 1}>"]
+    assert _bound(process, [{"a": 1}, {"b": 2}]) == ["<{'a': 1}>", "<{'b': 2}>"]
+    assert None not in seen
