@@ -45,7 +45,7 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(values) for values in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
-def time_binder(conn: sa.Connection, column: sa.Column[Any]) -> Callable[[datetime | None], Any]:
+def time_binder(conn: sa.Connection | sa.Engine, column: sa.Column[Any]) -> Callable[[datetime | None], Any]:
     """A function turning an aware datetime into what ``column``'s type sends the driver.
 
     The conversion is the type's own (so a naive datetime is refused as Core refuses it); each

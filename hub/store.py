@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime
 from enum import Enum
-from itertools import chain, repeat
+from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from schemas.tables import AccountRow, FanRow, MessageRow, OrderRow, PointsEvent
 if TYPE_CHECKING:
     from hub.plugins import PluginHost
 
-__all__ = ["UpsertPlan", "UpsertResult", "announce", "plan_upsert", "record_keys", "upsert", "write_plan"]
+__all__ = ["UpsertPlan", "UpsertResult", "announce", "plan_upsert", "plan_inserts", "upsert", "write_plan"]
 
 
 @dataclass
@@ -203,6 +203,9 @@ class UpsertPlan:
 
     result: UpsertResult = field(default_factory=UpsertResult)
     statements: list[Callable[[sa.Connection], Any]] = field(default_factory=list)
+    assumes_new: list[tuple[_Kind, str, str, list[str]]] = field(default_factory=list)
+    """For a plan made without a look-up (:func:`plan_inserts`): the records it takes to be new,
+    by kind and account, which :func:`write_plan` checks before it writes."""
 
     def write(self, conn: sa.Connection) -> UpsertResult:
         """Run the statements on ``conn`` (the connection the plan read, same transaction)."""
@@ -239,25 +242,44 @@ def _groups(records: Sequence[Record]) -> dict[tuple[type[Record], str, str], di
     return groups
 
 
-def record_keys(records: Sequence[Record]) -> frozenset[tuple[Any, ...]]:
-    """The natural keys of ``records`` (``((kind, platform, account), uid)``): what two batches must not
-    share to be planned independently."""
-    return frozenset(chain.from_iterable(zip(repeat(group), by_uid) for group, by_uid in _groups(records).items()))
+def plan_inserts(dialect: sa.Dialect, records: Sequence[Record], phones: PhoneVault) -> UpsertPlan:
+    """What :func:`plan_upsert` plans for ``records`` if none of them is stored: their inserts,
+    made without touching the database.  :func:`write_plan` checks that assumption inside the
+    transaction that writes the plan (one index-only look-up) and plans the records again there
+    where it does not hold.  A first sync, whose records are all new, is planned this way
+    without waiting for the database."""
+    plan = UpsertPlan()
+    now = utcnow()
+    groups = _groups(records)
+    for (record_type, platform, account_id), by_uid in groups.items():
+        kind = KINDS[record_type]
+        inserts = list(by_uid.values())
+        plan.result.inserted += len(inserts)
+        plan.result.changed += [(record, True) for record in inserts]
+        columns = (kind.columns or partial(_record_columns, kind))(inserts, phones)
+        plan.statements.append(_insert_statement(dialect, kind, columns, len(inserts), now))
+        plan.assumes_new.append((kind, platform, account_id, list(by_uid)))
+    plan.result.unchanged += len(records) - sum(len(g) for g in groups.values())
+    return plan
 
 
 def write_plan(
     engine: sa.Engine, planned: UpsertPlan, records: Sequence[Record], phones: PhoneVault,
     also: Callable[[sa.Connection], Any] | None = None,
 ) -> UpsertResult:
-    """Write ``planned`` (what :func:`plan_upsert` made of ``records`` on another connection) and
-    then ``also`` (a sync's checkpoint) in one transaction of their own.
+    """Write ``planned`` (what :func:`plan_inserts` or :func:`plan_upsert` made of ``records``,
+    the latter on another connection) and then ``also`` (a sync's checkpoint) in one transaction
+    of their own.
 
-    The look-up behind a plan may be out of date when it is written: if another writer (a
-    callback, another process) stored one of the records since, the insert meets the natural
-    key's constraint and the records are planned again inside the transaction that writes them.
+    A plan's view of what is stored may be out of date when it is written: if one of the records
+    it takes to be new is stored (by an earlier page, a callback, another process), or another
+    writer stores one before the insert (which then meets the natural key's constraint), the
+    records are planned again inside the transaction that writes them.
     """
     try:
         with engine.begin() as conn:
+            if any(_stored_uids(conn, *assumed) for assumed in planned.assumes_new):
+                planned = plan_upsert(conn, records, phones)
             return _write(conn, planned, also)
     except sa.exc.IntegrityError:
         with engine.begin() as conn:
@@ -381,11 +403,9 @@ def _insert_statement(
     return run
 
 
-def _existing(conn: sa.Connection, kind: _Kind, platform: str, account_id: str, uids: list[str]) -> dict[str, Any]:
-    """The stored rows of ``uids``, by uid.  A page of new records (the common case of a first
-    sync) costs one index-only look-up of the uids; full rows are read only for those found."""
+def _stored_uids(conn: sa.Connection, kind: _Kind, platform: str, account_id: str, uids: list[str]) -> list[str]:
+    """Which of ``uids`` are stored: one index-only look-up."""
     table = kind.table
-    c = table.c
     found: list[str] = []
     postgres = conn.dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
@@ -395,8 +415,17 @@ def _existing(conn: sa.Connection, kind: _Kind, platform: str, account_id: str, 
         sql = head + ("= ANY(%s)" if postgres else f"IN ({', '.join('?' * len(chunk))})")
         params = (platform, account_id, chunk) if postgres else (platform, account_id, *chunk)
         found += [uid for (uid,) in conn.exec_driver_sql(sql, params).all()]
+    return found
+
+
+def _existing(conn: sa.Connection, kind: _Kind, platform: str, account_id: str, uids: list[str]) -> dict[str, Any]:
+    """The stored rows of ``uids``, by uid.  A page of new records (the common case of a first
+    sync) costs one index-only look-up of the uids; full rows are read only for those found."""
+    found = _stored_uids(conn, kind, platform, account_id, uids)
     if not found:
         return {}
+    table = kind.table
+    c = table.c
     existing: dict[str, Any] = {}
     for start in range(0, len(found), 500):
         rows = conn.execute(sa.select(table).where(c[kind.uid].in_(found[start:start + 500]), c.platform == platform,

@@ -36,7 +36,7 @@ from hub.plugins import PluginHost
 from hub.retry import RetryCounter
 from hub.runtime import AccountHandle, open_account
 from hub.storage import database_reason
-from hub.store import UpsertResult, announce, plan_upsert, record_keys, write_plan
+from hub.store import UpsertResult, announce, plan_inserts, write_plan
 from schemas import Capability, Record
 from schemas.tables import SyncCheckpointRow, utcnow
 
@@ -116,15 +116,15 @@ def load_checkpoint(conn: sa.Connection, platform: str, account_id: str, stream:
     ).scalar_one_or_none()
 
 
-def _checkpoint_statement(conn: sa.Connection, platform: str, account_id: str, stream: str,
+def _checkpoint_statement(bind: sa.Engine | sa.Connection, platform: str, account_id: str, stream: str,
                           cursor: str | None) -> Callable[[sa.Connection], Any]:
     """The statement that sets a stream's checkpoint (one driver-level upsert on the natural key),
     prepared ahead so that the thread that writes a page holds the GIL as little as it can."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = "?" if bind.dialect.paramstyle == "qmark" else "%s"
     sql = (f"INSERT INTO {CHECKPOINTS.name} (platform, account_id, stream, cursor, updated_at) "
            f"VALUES ({', '.join([mark] * 5)}) ON CONFLICT (platform, account_id, stream) "
            "DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at")
-    params = (platform, account_id, stream, cursor, time_binder(conn, CHECKPOINTS.c.updated_at)(utcnow()))
+    params = (platform, account_id, stream, cursor, time_binder(bind, CHECKPOINTS.c.updated_at)(utcnow()))
     return lambda conn: conn.exec_driver_sql(sql, params)
 
 
@@ -171,7 +171,6 @@ class _Write:
     """One page on its way to the database: its plan, then its commit (a task)."""
 
     page: Page[Record]
-    keys: frozenset[tuple[Any, ...]]
     task: asyncio.Future[UpsertResult]
 
 
@@ -190,11 +189,11 @@ async def sync_stream(
     error that is not retried.
 
     Three things overlap: the next page is fetched (and validated) while this one is planned,
-    and pages are committed by a worker thread, in order, while the event loop goes on.  A
-    page's records are looked up in the database before earlier pages have committed only when
-    none of them is in those pages; otherwise the lookup waits for their commits.  Each commit
-    holds one page and its checkpoint, and a page is committed only after every page before it
-    was: whatever instant the process dies at, the database holds pages 1..k and checkpoint k.
+    and pages are committed by a worker thread, in order, while the event loop goes on.  A page
+    is planned as new records; the writer checks, in the transaction that writes it, whether any
+    is stored (by an earlier page, a callback) and then plans it again there.  Each commit holds
+    one page and its checkpoint, and a page is committed only after every page before it was:
+    whatever instant the process dies at, the database holds pages 1..k and checkpoint k.
     """
     capability, method = STREAMS[stream]
     account = handle.account
@@ -203,10 +202,11 @@ async def sync_stream(
     handle.retries = RetryCounter()
     in_flight: deque[_Write] = deque()
 
-    def plan(reader: sa.Connection, page: Page[Record]) -> Callable[[], UpsertResult]:
-        with reader.begin():  # a short read: which records are new, which changed
-            planned = plan_upsert(reader, page.items, settings.phones)
-        checkpoint = _checkpoint_statement(reader, account.platform, account.account_id, stream, page.next_cursor)
+    def plan(page: Page[Record]) -> Callable[[], UpsertResult]:
+        # planned as new records, without waiting for the database: the writer checks that none
+        # is stored (an earlier page's commit included) and plans the page again if one is
+        planned = plan_inserts(engine.dialect, page.items, settings.phones)
+        checkpoint = _checkpoint_statement(engine, account.platform, account.account_id, stream, page.next_cursor)
         # the page and its checkpoint commit together, or neither does
         return partial(write_plan, engine, planned, page.items, settings.phones, also=checkpoint)
 
@@ -234,40 +234,39 @@ async def sync_stream(
 
     pending: asyncio.Future[Page[Record]] | None = None
     try:
-        with engine.connect() as reader:
-            cursor = None if full else load_checkpoint(reader, account.platform, account.account_id, stream)
-            reader.rollback()
-            summary.resumed = cursor is not None
-            pending = asyncio.ensure_future(_fetch(handle, method, stream, cursor))
-            fetched = 0
-            while True:
-                page = await pending
-                pending = None
-                fetched += 1
-                following = page.next_cursor
-                if following is not None and following == cursor:
-                    raise PermanentError(f"{stream}: the cursor did not advance", platform=account.platform,
-                                         account_id=account.account_id)
-                more = max_pages is None or fetched < max_pages
-                if following is not None and more:
-                    pending = asyncio.ensure_future(_fetch(handle, method, stream, following))
-                    for _ in range(REQUEST_TURNS):
-                        await asyncio.sleep(0)
-                keys = record_keys(page.items)
-                while in_flight and any(not keys.isdisjoint(w.keys) for w in in_flight):
-                    await settle(len(in_flight) - 1)  # its records' earlier versions commit first
-                write = plan(reader, page)
-                previous = in_flight[-1].task if in_flight else None
-                in_flight.append(_Write(page, keys, asyncio.ensure_future(commit(previous, write))))
-                await settle(WRITES_IN_FLIGHT - 1)
-                if following is None:
-                    await settle(0)
-                    summary.complete = True
-                    break
-                if not more:
-                    break
-                cursor = following
-            await settle(0)
+        if full:
+            cursor = None
+        else:
+            with engine.connect() as conn:
+                cursor = load_checkpoint(conn, account.platform, account.account_id, stream)
+        summary.resumed = cursor is not None
+        pending = asyncio.ensure_future(_fetch(handle, method, stream, cursor))
+        fetched = 0
+        while True:
+            page = await pending
+            pending = None
+            fetched += 1
+            following = page.next_cursor
+            if following is not None and following == cursor:
+                raise PermanentError(f"{stream}: the cursor did not advance", platform=account.platform,
+                                     account_id=account.account_id)
+            more = max_pages is None or fetched < max_pages
+            if following is not None and more:
+                pending = asyncio.ensure_future(_fetch(handle, method, stream, following))
+                for _ in range(REQUEST_TURNS):
+                    await asyncio.sleep(0)
+            write = plan(page)
+            previous = in_flight[-1].task if in_flight else None
+            in_flight.append(_Write(page, asyncio.ensure_future(commit(previous, write))))
+            await settle(WRITES_IN_FLIGHT - 1)
+            if following is None:
+                await settle(0)
+                summary.complete = True
+                break
+            if not more:
+                break
+            cursor = following
+        await settle(0)
     except HubError as exc:
         summary.error = str(exc)
     except SQLAlchemyError as exc:  # this account's stream stops; the others go on

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from hub.phones import PhoneVault
-from hub.store import plan_upsert, record_keys, upsert, write_plan
+from hub.store import plan_inserts, plan_upsert, upsert, write_plan
 from schemas import Fan, FollowRelation, Order
 from schemas.tables import FanRow
 
@@ -142,14 +142,6 @@ def stored_uid(engine, uid):
         return conn.execute(sa.select(t).where(t.c.platform_uid == uid)).mappings().one()
 
 
-def test_record_keys_tell_whether_two_batches_share_a_record():
-    first = record_keys([fan(platform_uid="a"), fan(platform_uid="b"), Order(
-        platform="wecom", account_id="hq", order_id="a", buyer_uid="x", amount_fen=1, status="paid")])
-    assert len(first) == 3  # a fan and an order may share an id: they are different records
-    assert not first.isdisjoint(record_keys([fan(platform_uid="b")]))
-    assert first.isdisjoint(record_keys([fan(platform_uid="c"), fan(platform_uid="a", account_id="other")]))
-
-
 def test_enum_values_reach_the_driver_as_plain_strings():
     from hub.store import _plain
     from schemas import FollowState
@@ -186,3 +178,19 @@ def test_column_values_go_through_the_bind_processor_and_none_stays_none():
     assert _bound(process, [[], {}, None, [], {"a": 1}]) == ["<[]>", "<{}>", None, "<[]>", "<{'a': 1}>"]
     assert _bound(process, [{"a": 1}, {"b": 2}]) == ["<{'a': 1}>", "<{'b': 2}>"]
     assert None not in seen
+
+
+def test_records_planned_as_new_are_checked_and_planned_again_when_one_is_stored(engine):
+    with engine.begin() as conn:
+        upsert(conn, [fan(platform_uid="wm1", nickname="stored"), fan(platform_uid="wm2", nickname="same")], PHONES)
+    batch = [fan(platform_uid="wm1", nickname="changed"), fan(platform_uid="wm2", nickname="same"),
+             fan(platform_uid="wm3", nickname="new")]
+    planned = plan_inserts(engine.dialect, batch, PHONES)  # no look-up: all three taken as new
+    assert planned.result.inserted == 3
+    result = write_plan(engine, planned, batch, PHONES)
+    assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.select(FanRow.__table__.c.platform_uid, FanRow.__table__.c.nickname)).all())
+    assert rows == {"wm1": "changed", "wm2": "same", "wm3": "new"}
+    fresh = [fan(platform_uid=f"n{i}") for i in range(3)]
+    assert write_plan(engine, plan_inserts(engine.dialect, fresh, PHONES), fresh, PHONES).inserted == 3
