@@ -18,8 +18,8 @@ databases:
 
 Each round runs the three in turn (in the reverse order every other round), each into a fresh
 database; ratios are of the best rate of each over the rounds, and per round with their median
-(the machine is shared: single figures are noisy, and the median of the rounds is the figure).  The start-up heap is
-frozen out of the garbage collector's way first, as ``siyu sync`` does, for all three.
+(the machine is shared: single figures are noisy, and the median of the rounds is the figure).
+The process is prepared first (``prepare_for_sync``), as ``siyu sync`` does, for all three.
 
 It prints one JSON document: fans per second for each, their ratios, and (with ``--rss``) the peak
 RSS of ``siyu sync`` child processes for each population size.

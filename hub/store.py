@@ -31,7 +31,7 @@ from schemas.tables import AccountRow, FanRow, MessageRow, OrderRow, PointsEvent
 if TYPE_CHECKING:
     from hub.plugins import PluginHost
 
-__all__ = ["UpsertPlan", "UpsertResult", "announce", "plan_upsert", "plan_inserts", "upsert", "write_plan"]
+__all__ = ["UpsertPlan", "UpsertResult", "announce", "plan_inserts", "plan_upsert", "upsert", "write_plan"]
 
 
 @dataclass
@@ -208,7 +208,8 @@ class UpsertPlan:
     by kind and account, which :func:`write_plan` checks before it writes."""
 
     def write(self, conn: sa.Connection) -> UpsertResult:
-        """Run the statements on ``conn`` (the connection the plan read, same transaction)."""
+        """Run the statements on ``conn`` (for :func:`plan_upsert`'s plans, in the transaction that
+        read; :func:`write_plan` writes any plan safely in a transaction of its own)."""
         for statement in self.statements:
             statement(conn)
         return self.result
@@ -256,8 +257,7 @@ def plan_inserts(dialect: sa.Dialect, records: Sequence[Record], phones: PhoneVa
         inserts = list(by_uid.values())
         plan.result.inserted += len(inserts)
         plan.result.changed += [(record, True) for record in inserts]
-        columns = (kind.columns or partial(_record_columns, kind))(inserts, phones)
-        plan.statements.append(_insert_statement(dialect, kind, columns, len(inserts), now))
+        plan.statements.append(_insert_statement(dialect, kind, inserts, phones, now))
         plan.assumes_new.append((kind, platform, account_id, list(by_uid)))
     plan.result.unchanged += len(records) - sum(len(g) for g in groups.values())
     return plan
@@ -347,10 +347,10 @@ _PLAIN = frozenset({str, int, float, bool, bytes, type(None)})  # exact types: a
 
 
 def _insert_statement(
-    dialect: sa.Dialect, kind: _Kind, columns: dict[str, list[Any]], count: int, now: datetime,
+    dialect: sa.Dialect, kind: _Kind, records: list[Record], phones: PhoneVault, now: datetime,
 ) -> Callable[[sa.Connection], Any]:
-    """The driver-level insert of ``count`` new rows (``columns``: each column's values, and the
-    pending-work flags and time stamps of new rows), as a function of a connection.
+    """The driver-level insert of new ``records`` (their column values, and the pending-work
+    flags and time stamps of new rows), as a function of a connection.
 
     The conversions SQLAlchemy would apply (each column type's bind processor: UTC times, JSON,
     booleans) are applied here, column by column and once per distinct value, without
@@ -360,6 +360,8 @@ def _insert_statement(
     GIL; other backends one ``executemany``.
     """
     table = kind.table
+    count = len(records)
+    columns = (kind.columns or partial(_record_columns, kind))(records, phones)
     columns.update(_flag_columns(kind.flags, count, columns))
     sent: list[str] = []
     values: list[list[Any]] = []
@@ -466,8 +468,7 @@ def _plan_group(
     else:
         result.changed += [(record, True) for record in inserts]
     if inserts:
-        new = (kind.columns or partial(_record_columns, kind))(inserts, phones)
-        plan.statements.append(_insert_statement(conn.dialect, kind, new, len(inserts), now))
+        plan.statements.append(_insert_statement(conn.dialect, kind, inserts, phones, now))
     for columns, params in updates.items():
         stmt = (
             sa.update(table)
