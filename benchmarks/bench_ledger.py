@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from databases import throwaway  # noqa: E402
 from hub import ledger, storage  # noqa: E402
 from hub.ledger.batch import LOT_COLUMNS, _digest  # noqa: E402
-from hub.sync import prepare_for_sync  # noqa: E402
+from hub.sync.engine import prepare_for_sync  # noqa: E402
 from schemas.tables import LedgerEntryRow, utcnow  # noqa: E402
 
 MEMBERS = 1_000

@@ -4,7 +4,7 @@
 
 Generates the fans (about 2.5 fans per person, phones, WeChat union ids, Alipay user ids, one
 front-desk phone shared by 500 fans that must be blocked) straight into a fresh database, then
-runs :func:`hub.identity.stitch_all` in a child process and reports its wall time and peak
+runs :func:`hub.people.identity.stitch_all` in a child process and reports its wall time and peak
 resident memory (``ru_maxrss`` of that child), and a bare ``executemany`` of the same number of
 ``UPDATE fans SET member_id`` rows as a yardstick.  Prints one JSON document.
 """

@@ -52,7 +52,7 @@ from databases import throwaway  # noqa: E402
 from hub import storage  # noqa: E402
 from hub.plugins import load_plugins  # noqa: E402
 from hub import bulk  # noqa: E402
-from hub.sync import prepare_for_sync, sync_accounts  # noqa: E402
+from hub.sync.engine import prepare_for_sync, sync_accounts  # noqa: E402
 from hub.testing import free_port  # noqa: E402
 from schemas.tables import FanRow  # noqa: E402
 from siyu_testplatform.sandbox import CLIENT_ID, CLIENT_SECRET  # noqa: E402

@@ -146,17 +146,17 @@ class Adapter:
 
     error_codes: ClassVar[Mapping[Any, Any]] = {}
     """The platform's body codes → hub error classes (or ``(RateLimited, block_seconds)``).
-    See :mod:`hub.errormap`; codes must come from the platform's documentation."""
+    See :mod:`hub.platform.errormap`; codes must come from the platform's documentation."""
 
     rate_limits: ClassVar[Mapping[str, tuple[float, float]]] = {}
     """Documented limits as ``{path or "*": (requests, per_seconds)}``; ``"*"`` is account-wide.
     An account's ``rate_limits`` in siyu.toml overrides them."""
 
     auth_class: ClassVar[type[Any] | None] = None
-    """A :class:`hub.auth.TokenAuth` subclass when the platform needs an access token."""
+    """A :class:`hub.platform.auth.TokenAuth` subclass when the platform needs an access token."""
 
     sandbox: ClassVar[str | None] = None
-    """``"module:function"`` returning the platform's sandbox (see :mod:`hub.sandbox`)."""
+    """``"module:function"`` returning the platform's sandbox (see :mod:`hub.platform.sandbox`)."""
 
     class Config(AdapterConfig):
         """No options."""

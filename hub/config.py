@@ -21,8 +21,8 @@ from sqlalchemy.exc import ArgumentError
 
 from hub.adapter import AdapterConfig
 from hub.errors import ConfigError, UnknownPlatform
-from hub.phones import PhoneVault
-from hub.retry import RetryPolicy
+from hub.people.phones import PhoneVault
+from hub.platform.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from hub.plugins import PluginHost

@@ -30,15 +30,15 @@ import pytest
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A free TCP port on ``host`` (see :func:`hub.sandbox.free_port`)."""
-    from hub import sandbox
+    """A free TCP port on ``host`` (see :func:`hub.platform.sandbox.free_port`)."""
+    from hub.platform import sandbox
 
     return sandbox.free_port(host)
 
 
 def serve_asgi(app: Any, host: str = "127.0.0.1", port: int | None = None) -> Any:
-    """Serve ``app`` on loopback in a thread (see :func:`hub.sandbox.serve_asgi`)."""
-    from hub import sandbox
+    """Serve ``app`` on loopback in a thread (see :func:`hub.platform.sandbox.serve_asgi`)."""
+    from hub.platform import sandbox
 
     return sandbox.serve_asgi(app, host, port)
 
@@ -49,10 +49,10 @@ __all__ = ["AdapterConformance", "free_port", "serve_asgi", "siyu_sandbox"]
 def siyu_sandbox(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A platform's sandbox on loopback: parametrise indirectly with the platform name.
 
-    Yields ``(base_url, spec)`` where ``spec`` is the plugin's :class:`hub.sandbox.SandboxSpec`.
+    Yields ``(base_url, spec)`` where ``spec`` is the plugin's :class:`hub.platform.sandbox.SandboxSpec`.
     """
     from hub.plugins import load_plugins
-    from hub.sandbox import build_sandbox
+    from hub.platform.sandbox import build_sandbox
 
     platform = request.param
     port = free_port()
@@ -66,10 +66,10 @@ class _Rig:
     """A sandbox on loopback, an account pointed at it, and a migrated database."""
 
     def __init__(self, platform: str, fans: int, seed: int, database_url: str) -> None:
-        from hub import storage
+        from hub.storage import database as storage
         from hub.config import parse_settings
         from hub.plugins import load_plugins
-        from hub.sandbox import build_sandbox
+        from hub.platform.sandbox import build_sandbox
 
         self.host = load_plugins()
         self.adapter = self.host.adapter_class(platform)
@@ -97,7 +97,7 @@ class _Rig:
             return tuple(conn.execute(sa.select(sa.func.count(), sa.func.count(sa.distinct(key)))).one())  # type: ignore[return-value]
 
     async def sync(self, stream: str, **kwargs: Any) -> Any:
-        from hub.sync import sync_accounts
+        from hub.sync.engine import sync_accounts
 
         [summary] = await sync_accounts(self.host, self.settings, self.engine, stream=stream, **kwargs)
         return summary
@@ -122,7 +122,7 @@ class AdapterConformance:
         rig.engine.dispose()
 
     def _streams(self, rig: _Rig) -> list[tuple[str, Any]]:
-        from hub.sync import STREAMS
+        from hub.sync.engine import STREAMS
         from schemas.tables import FanRow, OrderRow, PointsEventRow
 
         tables = {"fans": FanRow, "orders": OrderRow, "points": PointsEventRow}
@@ -159,7 +159,7 @@ class AdapterConformance:
             assert rig.count(table) == before
 
     def test_error_table_lands_in_the_hierarchy(self) -> None:
-        from hub.errormap import error_for_code
+        from hub.platform.errormap import error_for_code
         from hub.errors import PlatformError
         from hub.plugins import load_plugins
 
@@ -175,7 +175,7 @@ class AdapterConformance:
         import httpx
         import sqlalchemy as sa
 
-        from hub.webhooks import create_app
+        from hub.webhooks.receiver import create_app
         from schemas import Capability
         from schemas.tables import WebhookEventRow
 
@@ -211,7 +211,7 @@ class AdapterConformance:
             assert count() == 1
 
     async def test_card_push_is_idempotent(self, rig: _Rig) -> None:
-        from hub.runtime import open_account
+        from hub.platform.account import open_account
         from schemas import Capability, MemberCard
 
         if Capability.CARDS not in rig.adapter.capabilities:

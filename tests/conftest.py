@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hub import storage
+from hub.storage import database as storage
 
 POSTGRES_URL = os.environ.get("SIYU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PHONE_KEY = "test-phone-key-0123456789abcdef"

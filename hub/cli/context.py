@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 import typer
 
-from hub import storage
+from hub.storage import database as storage
 from hub.config import Settings, load_settings
 from hub.plugins import PluginHost, load_plugins
 

@@ -18,15 +18,15 @@ from typing import Any
 import sqlalchemy as sa
 import typer
 
-from hub import storage
+from hub.storage import database as storage
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
 from hub.config import load_settings
 from hub.errors import NotFound
-from hub.apply import apply_pending
-from hub.phones import generate_phone_key
-from hub.sandbox import account_toml, build_sandbox, free_port, serve_asgi
-from hub.sync import sync_accounts
+from hub.sync.apply import apply_pending
+from hub.people.phones import generate_phone_key
+from hub.platform.sandbox import account_toml, build_sandbox, free_port, serve_asgi
+from hub.sync.engine import sync_accounts
 from schemas.tables import FanRow, MemberRow, TokenRow
 
 __all__ = ["demo"]

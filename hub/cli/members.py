@@ -8,7 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 import typer
 
-from hub import identity, members
+from hub.people import identity
+
+from hub.people import members
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
 from hub.errors import InvalidPosting, NotFound

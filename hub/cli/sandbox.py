@@ -10,7 +10,7 @@ import uvicorn
 
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, err_console
-from hub.sandbox import account_toml, build_sandbox
+from hub.platform.sandbox import account_toml, build_sandbox
 
 __all__ = ["sandbox"]
 

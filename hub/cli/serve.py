@@ -1,4 +1,4 @@
-"""``siyu serve``: run the webhook receiver (:mod:`hub.webhooks`) with uvicorn."""
+"""``siyu serve``: run the webhook receiver (:mod:`hub.webhooks.receiver`) with uvicorn."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import uvicorn
 
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, emit, err_console
-from hub.webhooks import DEFAULT_MAX_BODY, create_app
+from hub.webhooks.receiver import DEFAULT_MAX_BODY, create_app
 
 __all__ = ["serve"]
 

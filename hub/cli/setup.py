@@ -8,12 +8,12 @@ from typing import Any
 
 import typer
 
-from hub import storage
+from hub.storage import database as storage
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
 from hub.config import DEFAULT_DATABASE_URL, find_config
 from hub.errors import ConfigError, HubError
-from hub.phones import generate_phone_key
+from hub.people.phones import generate_phone_key
 
 __all__ = ["config_app", "db_app", "init", "plugins"]
 

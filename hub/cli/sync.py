@@ -11,11 +11,11 @@ import sqlalchemy as sa
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from hub.apply import ApplySummary, apply_pending
+from hub.sync.apply import ApplySummary, apply_pending
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
 from hub.errors import ConfigError, NotFound
-from hub.sync import STREAMS, StreamSummary, prepare_for_sync, sync_accounts
+from hub.sync.engine import STREAMS, StreamSummary, prepare_for_sync, sync_accounts
 from schemas.tables import FanRow
 
 __all__ = ["apply", "fans_app", "sync"]

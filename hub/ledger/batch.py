@@ -3,7 +3,7 @@
 The rules are :func:`hub.ledger.post`'s, item by item; only the work is set-based: one look-up of
 the page's keys, one locking read of its members (ascending id), one multi-row insert each for
 entries and lots, one balance update per member and one card update queued per member.  The
-statements are driver-level (:mod:`hub.bulk`): at this volume SQLAlchemy's per-row
+statements are driver-level (:mod:`hub.storage.bulk`): at this volume SQLAlchemy's per-row
 parameter processing costs more than the database does.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub.errors import IdempotencyConflict, NotFound
-from hub.bulk import insert_rows, select_in, time_binder, update_rows
+from hub.storage.bulk import insert_rows, select_in, time_binder, update_rows
 from hub.ledger.cards import LedgerPolicy, enqueue_many
 from hub.ledger.lots import Posted, body_hash, check_key, entries, entry_model, lots, make_entry, members
 from hub.ledger.postings import DEFAULT_POLICY, _aware, _points, _reason, announce

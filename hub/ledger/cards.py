@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from hub.bulk import select_in
+from hub.storage.bulk import select_in
 from schemas.tables import MemberCardRow, OutboxRow, utcnow
 
 __all__ = ["CARD_UPDATE", "DEFAULT_LEVEL_THRESHOLDS", "LedgerPolicy", "enqueue_card_updates", "enqueue_many"]

@@ -3,7 +3,7 @@
 SQLite
     A write transaction starts with ``BEGIN IMMEDIATE``: it takes the database's one write lock
     before reading anything, so two writers never both read a balance and both act on it.  The
-    busy timeout set by :func:`hub.storage.create_engine` makes a second writer wait its turn.
+    busy timeout set by :func:`hub.storage.database.create_engine` makes a second writer wait its turn.
 
 PostgreSQL
     A write transaction runs in READ COMMITTED and takes ``SELECT … FOR UPDATE`` locks on the
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from hub.errors import MergeRefused, NotFound, StorageError
-from hub.storage import database_reason
+from hub.storage.database import database_reason
 from schemas.tables import MemberRow
 
 __all__ = ["RETRIES", "lock_members", "resolve_member", "run_write"]

@@ -17,8 +17,8 @@ import httpx
 from pydantic import AwareDatetime, Field, SecretStr
 
 import hub
-from hub.auth import MemoryTokenStore
-from hub.errormap import response_json
+from hub.platform.auth import MemoryTokenStore
+from hub.platform.errormap import response_json
 from plugins.douyin.auth import ClientTokenAuth, DouyinAuth
 from plugins.douyin.webhooks import parse_callback
 from plugins.douyin.wire import ERROR_CODES, as_int, envelope_error

@@ -8,7 +8,7 @@ User token (``act.…``), seeded from what an operator configured after authoris
   refresh token for 30 days and kills the old one.  Douyin allows **5** renewals; after that the
   business user must authorise the app again.
 
-The hub's :class:`hub.auth.TokenAuth` refreshes the access token; this module adds the renewal
+The hub's :class:`hub.platform.auth.TokenAuth` refreshes the access token; this module adds the renewal
 step in front of it: when the refresh token would die within ``renew_within_days`` and renewals
 are left, it is renewed first, and the count of renewals is kept in ``Token.extra["renewals"]``
 (persisted with every rotation).  A warning is logged once few renewals remain, naming the date
@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 
 import hub
-from hub.auth import Token, TokenAuth, expires_in
-from hub.errormap import check_response, response_json
+from hub.platform.auth import Token, TokenAuth, expires_in
+from hub.platform.errormap import check_response, response_json
 from plugins.douyin.wire import as_int
 
 __all__ = ["RENEWAL_LIMIT", "ClientTokenAuth", "DouyinAuth", "renewals_left"]

@@ -337,7 +337,7 @@ def account_settings(base_url: str, account_id: str = "ent", seed: int = 0) -> d
 
 def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
     """The ``siyu sandbox douyin`` factory."""
-    from hub.sandbox import SandboxSpec
+    from hub.platform.sandbox import SandboxSpec
 
     return SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url, seed=seed),
                        sample_webhook=lambda: sample_message(f"fan-{seed}-000001"))

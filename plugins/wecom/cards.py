@@ -8,7 +8,7 @@ the first send did: the push is idempotent.
 
 The 公众号 has its own access token, ``GET {mp_base_url}/cgi-bin/token?grant_type=client_credential
 &appid=&secret=``.  :class:`WeComMpAuth` keeps it apart from the corp token: it is a second
-:class:`hub.auth.TokenAuth` stored under ``"<account id>:mp"``, and
+:class:`hub.platform.auth.TokenAuth` stored under ``"<account id>:mp"``, and
 :class:`plugins.wecom.adapter.WeComAuth` hands it the requests that go to the 公众号's endpoints
 (:func:`mp_endpoint`).
 """
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 import hub
-from hub.auth import Token, TokenAuth, TokenStore, expires_in
-from hub.errormap import check_response, response_json
+from hub.platform.auth import Token, TokenAuth, TokenStore, expires_in
+from hub.platform.errormap import check_response, response_json
 from schemas import Account, MemberCard
 
 if TYPE_CHECKING:

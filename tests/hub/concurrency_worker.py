@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from hub import ledger, storage
+from hub import ledger
+
+from hub.storage import database as storage
 from hub.errors import HubError
 
 

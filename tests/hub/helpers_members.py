@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub.ledger.tx import run_write
-from hub.members import create_member
-from hub.phones import PhoneVault
+from hub.people.members import create_member
+from hub.people.phones import PhoneVault
 from schemas import normalise_phone
 from schemas.tables import FanRow
 

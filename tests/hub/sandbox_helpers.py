@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 import hub
 from hub.plugins import load_plugins
-from hub.sandbox import SandboxSpec
+from hub.platform.sandbox import SandboxSpec
 from schemas import Capability, Fan
 
 APP_KEY = "sand-key"

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from hub.apply import apply_pending
+from hub.sync.apply import apply_pending
 from hub.ledger import balance, verify
 from hub.plugins import load_plugins
-from hub.store import upsert
-from hub.sync import sync_accounts
+from hub.sync.store import upsert
+from hub.sync.engine import sync_accounts
 from hub.testing import serve_asgi
 from schemas import Fan, Order, PointsEvent
 from schemas.tables import FanRow, OrderRow

@@ -9,9 +9,9 @@ import pytest
 import respx
 
 import hub
-from hub.auth import DatabaseTokenStore, MemoryTokenStore, Token, TokenAuth, expires_in
-from hub.errormap import response_json
-from hub.http import build_client
+from hub.platform.auth import DatabaseTokenStore, MemoryTokenStore, Token, TokenAuth, expires_in
+from hub.platform.errormap import response_json
+from hub.platform.client import build_client
 from schemas.tables import utcnow
 from siyu_testplatform.adapter import TestplatAdapter
 
@@ -90,7 +90,7 @@ class RotatingAuth(TokenAuth):
 
 
 async def test_a_rotated_refresh_token_is_persisted_before_the_new_access_token_is_used(database_url):
-    from hub import storage
+    from hub.storage import database as storage
 
     engine = storage.open_database(database_url)
     store = DatabaseTokenStore(engine)

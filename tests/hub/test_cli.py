@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import storage
+from hub.storage import database as storage
 from hub.errors import SchemaOutOfDate
 from hub.cli import main
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from hub import storage
+from hub.storage import database as storage
 from hub.cli import main
 
 from .helpers_members import PHONES, add_fan

@@ -5,7 +5,7 @@ import json
 import sqlalchemy as sa
 
 from hub.cli import main
-from hub.storage import open_database
+from hub.storage.database import open_database
 
 
 def test_demo_syncs_every_sandbox_and_a_second_run_adds_nothing(tmp_path, capsys):

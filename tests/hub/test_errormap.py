@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 import hub
-from hub.errormap import check_response, error_for_code, parse_retry_after
+from hub.platform.errormap import check_response, error_for_code, parse_retry_after
 from hub.errors import PlatformError
 from hub.plugins import load_plugins
 

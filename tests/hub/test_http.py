@@ -7,7 +7,7 @@ import pytest
 import respx
 
 import hub
-from hub.http import build_client
+from hub.platform.client import build_client
 from siyu_testplatform.adapter import TestplatAdapter
 
 

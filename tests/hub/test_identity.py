@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from hub import hookimpl, ledger
-from hub.identity import fan_keys, stitch, stitch_all, usable
-from hub.members import FanRef, split
+from hub.people.identity import fan_keys, stitch, stitch_all, usable
+from hub.people.members import FanRef, split
 from hub.plugins import load_plugins
 from schemas.tables import BlockedIdentityKeyRow, FanRow, MemberChangeRow
 

@@ -17,7 +17,7 @@ from hub.errors import (
     Overdraw,
 )
 from hub.ledger.tx import run_write
-from hub.members import create_member
+from hub.people.members import create_member
 from schemas import LedgerEntry, LedgerKind
 from schemas.tables import LedgerEntryRow, LedgerLotRow, MemberCardRow, OutboxRow
 

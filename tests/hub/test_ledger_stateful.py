@@ -22,9 +22,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from hub import ledger, storage
+from hub import ledger
+
+from hub.storage import database as storage
 from hub.errors import HubError
-from hub.members import FanRef, merge, split, undo
+from hub.people.members import FanRef, merge, split, undo
 from schemas.tables import LedgerLotRow, MemberRow
 
 from ..conftest import _db_url, _drop

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from hub import hookimpl, ledger
 from hub.errors import NotFound
-from hub.members import refresh_tiers
+from hub.people.members import refresh_tiers
 from hub.plugins import load_plugins
 from schemas import FanTier, Order, OrderStatus
 from schemas.tables import FanRow, LedgerEntryRow

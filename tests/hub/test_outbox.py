@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from hub import storage
+from hub.storage import database as storage
 from hub.cli import build_app
 from hub.cli.context import Context
-from hub.outbox import Drainer, enqueue, retry_dead
+from hub.outbox.drain import Drainer, enqueue, retry_dead
 from schemas.tables import utcnow
 from tests.hub.outbox_helpers import (
     CardSandbox,

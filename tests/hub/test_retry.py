@@ -3,7 +3,7 @@
 import pytest
 
 import hub
-from hub.retry import RetryCounter, RetryPolicy, retrying
+from hub.platform.retry import RetryCounter, RetryPolicy, retrying
 
 
 async def run(policy, outcomes, counter=None):

@@ -18,8 +18,8 @@ from hub.cli import build_app
 from hub.cli.context import Context
 from hub.config import parse_settings
 from hub.errors import NotFound, PluginError, UnknownPlatform
-from hub.runtime import open_account
-from hub.sandbox import SandboxSpec, account_toml, build_sandbox
+from hub.platform.account import open_account
+from hub.platform.sandbox import SandboxSpec, account_toml, build_sandbox
 from tests.hub.sandbox_helpers import make_host
 from tests.hub.sandboxes import interruptible
 
@@ -117,7 +117,7 @@ def test_same_seed_same_data_other_seed_other_data(host):
 
 @pytest.mark.parametrize(("platform", "error", "text"), [
     ("nosandtest", NotFound, "ships no sandbox"),
-    ("brokensandtest", PluginError, "not a hub.sandbox.SandboxSpec"),
+    ("brokensandtest", PluginError, "not a hub.platform.sandbox.SandboxSpec"),
     ("malformedsandtest", PluginError, "module:function"),
     ("nosuchplatform", UnknownPlatform, "unknown platform"),
 ])

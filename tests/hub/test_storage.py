@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
-from hub import storage
+from hub.storage import database as storage
 from hub.errors import SchemaOutOfDate, StorageError
 from schemas.tables import FanRow, MemberRow, metadata
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from hub.phones import PhoneVault
-from hub.store import plan_inserts, plan_upsert, upsert, write_plan
+from hub.people.phones import PhoneVault
+from hub.sync.store import plan_inserts, plan_upsert, upsert, write_plan
 from schemas import Fan, FollowRelation, Order
 from schemas.tables import FanRow
 
@@ -143,7 +143,7 @@ def stored_uid(engine, uid):
 
 
 def test_enum_values_reach_the_driver_as_plain_strings():
-    from hub.store import _plain
+    from hub.sync.store import _plain
     from schemas import FollowState
 
     values = _plain([FollowState.FOLLOWING, None, FollowState.UNFOLLOWED, "unknown"])
@@ -164,7 +164,7 @@ def test_new_fans_numbers_are_encrypted_when_a_key_is_configured(engine):
 
 
 def test_column_values_go_through_the_bind_processor_and_none_stays_none():
-    from hub.store import _bound
+    from hub.sync.store import _bound
 
     seen = []
 

@@ -7,12 +7,12 @@ import json
 import httpx
 import sqlalchemy as sa
 
-from hub import storage
+from hub.storage import database as storage
 from hub.cli import main
 from hub.plugins import load_plugins
 from hub.adapter import Page
-from hub.runtime import AccountHandle
-from hub.sync import load_checkpoint, sync_accounts, sync_stream
+from hub.platform.account import AccountHandle
+from hub.sync.engine import load_checkpoint, sync_accounts, sync_stream
 from hub.testing import serve_asgi
 from schemas import Account, Fan
 from schemas.tables import FanRow, OrderRow
@@ -213,7 +213,7 @@ def test_a_sync_process_collects_young_objects_less_often_and_hands_the_gil_over
     import gc
     import sys
 
-    from hub.sync import SWITCH_INTERVAL, YOUNG_COLLECTION_THRESHOLD, prepare_for_sync
+    from hub.sync.engine import SWITCH_INTERVAL, YOUNG_COLLECTION_THRESHOLD, prepare_for_sync
 
     before, interval = gc.get_threshold(), sys.getswitchinterval()
     try:

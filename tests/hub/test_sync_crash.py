@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hub import storage
+from hub.storage import database as storage
 from hub.testing import serve_asgi
 from schemas.tables import FanRow, metadata
 from siyu_testplatform.sandbox import Faults, Population, make_app

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.plugins import load_plugins
-from hub.sync import sync_accounts
+from hub.sync.engine import sync_accounts
 from hub.testing import serve_asgi
 from schemas.tables import FanRow
 from siyu_testplatform.sandbox import Faults, make_app

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from hub import storage
+from hub.storage import database as storage
 from hub.cli import main
 from hub.ledger.postings import post
 from hub.testing import free_port, serve_asgi

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from hub.events import FanUpserted
-from hub.webhook_events import encode_records, store_event
-from hub.webhooks import create_app
+from hub.webhooks.stored import encode_records, store_event
+from hub.webhooks.receiver import create_app
 from schemas import Fan
 from schemas.tables import FanRow, WebhookEventRow
 from tests.hub.sandboxes import ServeProcess
@@ -233,7 +233,7 @@ def test_siyu_serve_receives_over_loopback(engine, database_url, tmp_path):
 
 
 def test_an_event_that_cannot_be_applied_is_marked_failed(engine, database_url, tracker):
-    from hub.webhook_events import apply_event
+    from hub.webhooks.stored import apply_event
 
     host = make_host(tracker)
     settings = make_settings(host, database_url)

@@ -12,11 +12,11 @@ import sqlalchemy as sa
 
 from hub.cli import main
 from hub.config import parse_settings
-from hub.outbox import Drainer, enqueue
+from hub.outbox.drain import Drainer, enqueue
 from hub.plugins import load_plugins
-from hub.sync import sync_accounts
+from hub.sync.engine import sync_accounts
 from hub.testing import free_port, serve_asgi
-from hub.webhooks import create_app
+from hub.webhooks.receiver import create_app
 from plugins.douyin.sandbox import CLIENT_SECRET, OPEN_ID, account_settings, event_body, make_app, signed_headers
 from schemas.tables import FanRow, MessageRow, TokenRow, WebhookEventRow
 from tests.hub.sandboxes import ServeProcess, toml_for
@@ -183,9 +183,9 @@ def test_siyu_serve_receives_douyin_callbacks(tmp_path, database_url, engine):
 
 async def test_a_member_join_becomes_a_card_that_shows_the_unified_balance(database_url, engine):
     """life_member_join → the member's card → points from another platform → pushed to 来客."""
-    from hub.apply import apply_pending
+    from hub.sync.apply import apply_pending
     from hub.ledger import post
-    from hub.store import upsert
+    from hub.sync.store import upsert
     from schemas import Fan
     from schemas.tables import MemberCardRow
 

@@ -12,8 +12,8 @@ import pytest
 import respx
 
 import hub
-from hub.auth import MemoryTokenStore
-from hub.http import build_client
+from hub.platform.auth import MemoryTokenStore
+from hub.platform.client import build_client
 from plugins.douyin import DouyinAdapter
 from plugins.douyin.auth import DouyinAuth
 from schemas import Account, Gender, MemberCard, Message
@@ -187,7 +187,7 @@ async def test_an_expired_refresh_token_asks_for_re_authorisation():
 
 async def test_a_re_authorised_configuration_wins_over_the_stored_token():
     rig = Rig()
-    rig.store.save("douyin", "ent", hub.auth.Token("act.stale", NOW + timedelta(days=5), "rft.old",
+    rig.store.save("douyin", "ent", hub.platform.auth.Token("act.stale", NOW + timedelta(days=5), "rft.old",
                                                     NOW + timedelta(days=20), {"renewals": 4, "seed": "older"}))
     fans = rig.router.get("/fans/list/").respond(json=ok({"list": [], "has_more": False}))
     async with rig.client:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 import hub
-from hub.errormap import check_response
+from hub.platform.errormap import check_response
 from plugins.douyin import DouyinAdapter
 from plugins.douyin.wire import ERROR_CODES, as_int, envelope_error, sign_body, signature_matches
 

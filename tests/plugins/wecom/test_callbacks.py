@@ -9,8 +9,8 @@ import pytest
 import respx
 
 import hub
-from hub.auth import MemoryTokenStore
-from hub.http import build_client
+from hub.platform.auth import MemoryTokenStore
+from hub.platform.client import build_client
 from plugins.wecom import WeComAdapter
 from plugins.wecom.crypto import MsgCrypt
 from plugins.wecom.xmlmsg import envelope, message_xml

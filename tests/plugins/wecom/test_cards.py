@@ -13,9 +13,9 @@ import respx
 import sqlalchemy as sa
 
 import hub
-from hub.auth import MemoryTokenStore
+from hub.platform.auth import MemoryTokenStore
 from hub.cli import main
-from hub.http import build_client
+from hub.platform.client import build_client
 from hub.ledger.postings import post
 from hub.testing import free_port, serve_asgi
 from plugins.wecom import WeComAdapter

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from hub.cli import main
 from hub.plugins import load_plugins
 from hub.testing import free_port, serve_asgi
-from hub.webhooks import create_app
+from hub.webhooks.receiver import create_app
 from plugins.wecom.sandbox import make_sandbox
 from schemas.tables import FanRow, MessageRow, WebhookEventRow
 from tests.hub.sandboxes import ServeProcess, settings_for, toml_for

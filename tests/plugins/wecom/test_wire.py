@@ -9,9 +9,9 @@ import pytest
 import respx
 
 import hub
-from hub.auth import MemoryTokenStore
-from hub.errormap import error_for_code
-from hub.http import build_client
+from hub.platform.auth import MemoryTokenStore
+from hub.platform.errormap import error_for_code
+from hub.platform.client import build_client
 from plugins.wecom import WeComAdapter
 from plugins.wecom.errors import CAUSES, ERROR_CODES
 from schemas import Account, ContentType, Direction, FollowState, Gender, Message, from_epoch_seconds

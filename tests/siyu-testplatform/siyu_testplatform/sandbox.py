@@ -256,7 +256,7 @@ def signed_follow(uid: str, *, event_id: str | None = None, follow: bool = True,
 
 
 def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
-    from hub.sandbox import SandboxSpec
+    from hub.platform.sandbox import SandboxSpec
 
     return SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url),
                        sample_webhook=lambda: signed_follow("u0000001"))

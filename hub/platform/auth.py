@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 import sqlalchemy as sa
 
-from hub.errormap import check_response
+from hub.platform.errormap import check_response
 from hub.errors import PlatformError, TokenExpired
 from schemas.tables import TokenRow, utcnow
 

@@ -2,7 +2,7 @@
 
 :func:`build_client` gives an adapter an ``httpx.AsyncClient`` whose base URL is the account's
 ``base_url`` or the platform's production URL.  Every response passes through the adapter's error
-table (:mod:`hub.errormap`), so an adapter sees only successful responses; timeouts and connection
+table (:mod:`hub.platform.errormap`), so an adapter sees only successful responses; timeouts and connection
 failures arrive as :class:`hub.TransientError`.  Logs carry method, path (never the query string,
 where tokens travel), status and duration.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from aiolimiter import AsyncLimiter
 
-from hub.errormap import check_response
+from hub.platform.errormap import check_response
 from hub.errors import TransientError
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection that :mod:`hub.storage` hands it."""
+"""Alembic environment: runs on the connection that :mod:`hub.storage.database` hands it."""
 
 from __future__ import annotations
 

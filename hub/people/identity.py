@@ -30,10 +30,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hub import bulk
+from hub.storage import bulk
 from hub.ledger.tx import lock_members, run_write
 from hub.events import MembersMerged
-from hub.members import create_member, merge_in
+from hub.people.members import create_member, merge_in
 from schemas import Fan
 from schemas.tables import BlockedIdentityKeyRow, FanIdentityKeyRow, FanRow, MemberChangeRow, MemberRow, utcnow
 
@@ -302,7 +302,7 @@ def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_
                 groups[root] = start + len(groups)
             assign.append((groups[root], fan_id))
         now = bulk.time_binder(conn, fans.c.updated_at)(utcnow())  # as UTCDateTimeType stores it (naive UTC on SQLite)
-        # set-based statements (hub.bulk): one array per column on PostgreSQL, multi-row on SQLite
+        # set-based statements (hub.storage.bulk): one array per column on PostgreSQL, multi-row on SQLite
         for chunk in _chunks([(m, 0, 0, 0, now, now) for m in groups.values()]):
             bulk.insert_rows(conn, members_t, MEMBER_COLUMNS, chunk)
         if conn.dialect.name == "postgresql" and groups:

@@ -10,11 +10,11 @@ import httpx
 import sqlalchemy as sa
 
 from hub.adapter import Adapter
-from hub.auth import DatabaseTokenStore, MemoryTokenStore, TokenStore
+from hub.platform.auth import DatabaseTokenStore, MemoryTokenStore, TokenStore
 from hub.config import AccountSettings, Settings
-from hub.http import DEFAULT_TIMEOUT, HubClient, build_client
+from hub.platform.client import DEFAULT_TIMEOUT, HubClient, build_client
 from hub.plugins import PluginHost
-from hub.retry import RetryCounter, RetryPolicy, retrying
+from hub.platform.retry import RetryCounter, RetryPolicy, retrying
 from schemas import Account
 
 __all__ = ["AccountHandle", "open_account"]

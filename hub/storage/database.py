@@ -2,7 +2,7 @@
 
 SQLite is the embedded default (a file in WAL mode, foreign keys on, a busy timeout); PostgreSQL
 (``postgresql+psycopg://…``) is the scale-out store.  Both are migrated by the same Alembic
-scripts shipped in ``hub/migrations``.  A command that needs the database calls
+scripts shipped in ``hub/storage/migrations``.  A command that needs the database calls
 :func:`open_database`, which refuses to run on a schema that is behind.
 """
 

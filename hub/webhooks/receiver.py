@@ -8,7 +8,7 @@ response the platform expects.  Then, in this order:
 1. the records are stored in ``webhook_events`` under the platform's message id, committed;
    a re-delivery of a stored message stores nothing and gets the same acknowledgement;
 2. the adapter's response (status, body, media type) is sent unchanged;
-3. after the response, the records are applied (:func:`hub.webhook_events.apply_event`), so
+3. after the response, the records are applied (:func:`hub.webhooks.stored.apply_event`), so
    the platform's deadline does not wait for the database work of identity and points.
 
 A callback that fails verification (:class:`hub.errors.WebhookRejected`) gets the adapter's 4xx
@@ -42,8 +42,8 @@ from hub.adapter import WebhookRequest, WebhookResult
 from hub.config import AccountSettings, Settings
 from hub.errors import ConfigError, WebhookRejected
 from hub.plugins import PluginHost
-from hub.runtime import AccountHandle, open_account
-from hub.webhook_events import apply_event, body_dedupe_key, encode_records, pending_events, store_event
+from hub.platform.account import AccountHandle, open_account
+from hub.webhooks.stored import apply_event, body_dedupe_key, encode_records, pending_events, store_event
 from schemas import Capability, Record
 
 __all__ = ["DEFAULT_MAX_BODY", "BodyTooLarge", "Receiver", "create_app"]

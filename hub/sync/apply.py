@@ -1,7 +1,7 @@
 """After records land: stitch fans into members and post orders' and points events' points.
 
 Rows carry a pending-work flag (``fans.needs_stitch``, ``orders.needs_apply``,
-``points_events.needs_apply``) that :mod:`hub.store` raises when it writes them.
+``points_events.needs_apply``) that :mod:`hub.sync.store` raises when it writes them.
 :func:`apply_pending` does the work the flags ask for and clears each flag once its work is
 committed, so a crash in between only means the work is done again, and every posting is
 idempotent by key.  It works in batches: memory stays flat however much is pending.
@@ -28,12 +28,12 @@ import sqlalchemy as sa
 
 from hub.config import Settings
 from hub.errors import HubError
-from hub.identity import stitch, stitch_all
+from hub.people.identity import stitch, stitch_all
 from hub.ledger import LedgerPolicy, earn_from_order, post, redeem
 from hub.ledger.cards import CARD_UPDATE, card_target
-from hub.outbox import enqueue
+from hub.outbox.drain import enqueue
 from hub.plugins import PluginHost
-from hub.store import upsert
+from hub.sync.store import upsert
 from schemas import CardStatus, Fan, Order, PointsEvent
 from schemas.tables import FanRow, MemberCardRow, MemberRow, OrderRow, PointsEventRow, utcnow
 

@@ -100,7 +100,7 @@ def build_sandbox(host: PluginHost, platform: str, *, seed: int, fans: int, base
         raise PluginError(f"the sandbox of platform {platform!r} failed to start: {exc}") from exc
     if not isinstance(spec, SandboxSpec):
         raise PluginError(f"the sandbox factory of platform {platform!r} returned {type(spec).__name__}, "
-                          "not a hub.sandbox.SandboxSpec")
+                          "not a hub.platform.sandbox.SandboxSpec")
     for key in ("platform", "id", "base_url"):
         if key not in spec.account:
             raise PluginError(f"the sandbox account of platform {platform!r} has no {key!r}")

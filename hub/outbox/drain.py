@@ -23,7 +23,7 @@ Rules the drainer keeps:
 * **Crash.**  A drainer that dies leaves its item ``sending`` with a lease that runs out; the next
   drainer claims it again and sends it again.  Pushes are idempotent by contract, so a send that
   reached the platform before the crash does no harm.
-* **Failure.**  The send goes through :meth:`hub.runtime.AccountHandle.call`, under the hub's
+* **Failure.**  The send goes through :meth:`hub.platform.account.AccountHandle.call`, under the hub's
   retry policy.  When the policy gives up, on a permanent error, or when the platform refuses the
   push, the item is ``dead`` with ``last_error``; ``siyu outbox retry`` puts it back.
 """
@@ -46,7 +46,7 @@ from hub.config import AccountSettings, Settings
 from hub.errors import HubError, PermanentError
 from hub.ledger.cards import CARD_UPDATE
 from hub.plugins import PluginHost
-from hub.runtime import AccountHandle, open_account
+from hub.platform.account import AccountHandle, open_account
 from schemas import MemberCard, Message
 from schemas.tables import OutboxRow, utcnow
 

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from hub import bulk
+from hub.storage import bulk
 from hub.events import FanUpserted, MessageReceived
-from hub.phones import PhoneVault
+from hub.people.phones import PhoneVault
 from schemas import Account, Direction, Fan, Message, Order, PointsEvent, Record
 from schemas.tables import AccountRow, FanRow, MessageRow, OrderRow, PointsEventRow, utcnow
 
@@ -181,7 +181,7 @@ class _Kind:
     """The column values of new records (default: :func:`_record_columns`)."""
     flags: tuple[tuple[str, frozenset[str] | None], ...] = ()
     """Pending-work columns, each raised when the fields it watches are written with a value
-    (``None``: any field); :mod:`hub.apply` clears them once the work is done."""
+    (``None``: any field); :mod:`hub.sync.apply` clears them once the work is done."""
 
 ANY = None
 _OWNER = attrgetter("platform", "account_id")

@@ -6,7 +6,7 @@ nothing new.  Phone numbers never reach that JSON in clear: a fan's phone is kep
 (when ``security.phone_encryption_key`` is configured), otherwise it is left out of the stored
 copy and the fan is re-applied without it.
 
-:func:`apply_event` writes the records through :func:`hub.store.upsert` in one transaction with
+:func:`apply_event` writes the records through :func:`hub.sync.store.upsert` in one transaction with
 the row's move to ``processed`` (or ``failed``, with the error), then announces the changes
 through ``track_event``.  :func:`pending_events` finds rows a crash left ``received``.
 """
@@ -22,9 +22,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hub.phones import PhoneVault
+from hub.people.phones import PhoneVault
 from hub.plugins import PluginHost
-from hub.store import UpsertResult, announce, upsert
+from hub.sync.store import UpsertResult, announce, upsert
 from schemas import Account, Fan, Message, Order, PointsEvent, Record
 from schemas.tables import WebhookEventRow, utcnow
 

@@ -29,14 +29,14 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.adapter import Page
-from hub.bulk import time_binder
+from hub.storage.bulk import time_binder
 from hub.config import AccountSettings, Settings
 from hub.errors import HubError, PermanentError
 from hub.plugins import PluginHost
-from hub.retry import RetryCounter
-from hub.runtime import AccountHandle, open_account
-from hub.storage import database_reason
-from hub.store import UpsertResult, announce, plan_inserts, write_plan
+from hub.platform.retry import RetryCounter
+from hub.platform.account import AccountHandle, open_account
+from hub.storage.database import database_reason
+from hub.sync.store import UpsertResult, announce, plan_inserts, write_plan
 from schemas import Capability, Record
 from schemas.tables import SyncCheckpointRow, utcnow
 

@@ -1,0 +1,2 @@
+"""Push-back: member-card updates and outbound messages queued with the change that caused them,
+drained with retries (:mod:`.drain`)."""

@@ -1,0 +1,1 @@
+"""Callbacks: the ASGI receiver (:mod:`.receiver`) and the callbacks it stores (:mod:`.stored`)."""
