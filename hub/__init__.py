@@ -1,7 +1,17 @@
-"""siyu-hub: the public API for plugin authors.
+"""siyu-hub: the public API for plugin authors (the plugin SDK).
 
-Import what a plugin needs from here (and canonical records from :mod:`schemas`); everything else
-in ``hub`` may change between releases.
+Import what a plugin needs from here (and canonical records from :mod:`schemas`; test helpers
+and the conformance kit from :mod:`hub.testing`); everything else in ``hub`` may change between
+releases, and a test fails when a built-in plugin imports a ``hub`` sub-module.
+
+- the contract: :class:`Adapter`, :class:`AdapterConfig`, :class:`Page`, :class:`PushResult`,
+  :class:`WebhookRequest`, :class:`WebhookResult`, :class:`Capability`, :data:`hookimpl`;
+- tokens: :class:`TokenAuth` (override points listed on it), :class:`Token`, :class:`TokenStore`,
+  :class:`MemoryTokenStore`, :func:`expires_in`;
+- responses: :func:`check_response`, :func:`response_json`, :func:`error_for_code`,
+  :data:`ErrorEntry`;
+- sandboxes: :class:`SandboxSpec`;
+- errors (the tree is drawn in :mod:`hub.errors`) and events for ``track_event``.
 """
 
 from importlib import metadata as _metadata
@@ -40,6 +50,9 @@ from hub.errors import (
     WebhookRejected,
 )
 from hub.events import Event, FanUpserted, MembersMerged, MessageReceived, PointsPosted
+from hub.platform.auth import MemoryTokenStore, Token, TokenAuth, TokenStore, expires_in
+from hub.platform.errormap import ErrorEntry, check_response, error_for_code, response_json
+from hub.platform.sandbox import SandboxSpec
 from schemas import Capability
 
 try:
@@ -56,6 +69,7 @@ __all__ = [
     "AlreadyReversed",
     "Capability",
     "ConfigError",
+    "ErrorEntry",
     "Event",
     "FanUpserted",
     "HubError",
@@ -63,6 +77,7 @@ __all__ = [
     "InvalidPosting",
     "LedgerError",
     "MembersMerged",
+    "MemoryTokenStore",
     "MergeRefused",
     "MessageReceived",
     "NotFound",
@@ -76,14 +91,22 @@ __all__ = [
     "PointsPosted",
     "PushResult",
     "RateLimited",
+    "SandboxSpec",
     "SchemaOutOfDate",
     "StorageError",
+    "Token",
+    "TokenAuth",
     "TokenExpired",
+    "TokenStore",
     "TransientError",
     "UnknownPlatform",
     "WebhookRejected",
     "WebhookRequest",
     "WebhookResult",
     "__version__",
+    "check_response",
+    "error_for_code",
+    "expires_in",
     "hookimpl",
+    "response_json",
 ]

@@ -36,10 +36,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from hub.errors import PluginError
+from hub.platform.auth import MemoryTokenStore
 from schemas import Capability
 
 if TYPE_CHECKING:
     import httpx
+
+    from hub.platform.auth import TokenStore
 
     from schemas import Account, Fan, MemberCard, Message, Order, PointsEvent
 
@@ -153,7 +157,13 @@ class Adapter:
     An account's ``rate_limits`` in siyu.toml overrides them."""
 
     auth_class: ClassVar[type[Any] | None] = None
-    """A :class:`hub.platform.auth.TokenAuth` subclass when the platform needs an access token."""
+    """A :class:`hub.TokenAuth` subclass (or any ``httpx.Auth`` taking the same arguments) when the
+    platform needs an access token or a signature on every request: the client's default auth."""
+
+    credentials: ClassVar[Mapping[str, type[Any]]] = {}
+    """An account's second credentials, by name: ``{"mp": MpTokenAuth}`` (:class:`hub.TokenAuth`
+    subclasses).  Each is a token of its own, stored apart under ``"<account_id>#<name>"``; send a
+    request with it as ``self.client.post(..., auth=self.credential("mp"))``."""
 
     sandbox: ClassVar[str | None] = None
     """``"module:function"`` returning the platform's sandbox (see :mod:`hub.platform.sandbox`)."""
@@ -162,8 +172,38 @@ class Adapter:
         """No options."""
 
     def __init__(self, *, config: AdapterConfig, client: httpx.AsyncClient) -> None:
+        """Built by the hub for one account.
+
+        :param config: the account's validated :class:`Config`.
+        :param client: the account's HTTP client (base URL, limits, per-request retries, error
+            mapping).
+
+        The hub then sets :attr:`account_id` and :attr:`token_store` before any call.
+        """
         self.config = config
         self.client = client
+        self.account_id: str = ""
+        """The account's id (``[[accounts]] id``)."""
+        self.token_store: TokenStore = MemoryTokenStore()
+        """Where the account's tokens are kept (the database in the hub)."""
+        self._credentials: dict[str, httpx.Auth] = {}
+
+    def credential(self, name: str) -> httpx.Auth:
+        """The auth flow of the second credential ``name`` (declared in :attr:`credentials`), to
+        pass as ``auth=`` on the requests that use it; one flow per adapter, so its token is
+        fetched once and refreshed once however many requests use it.
+
+        :raises PluginError: the adapter declares no such credential.
+        """
+        flow = self._credentials.get(name)
+        if flow is None:
+            try:
+                flow_class = type(self).credentials[name]
+            except KeyError:
+                raise PluginError(f"{type(self).__name__} declares no credential {name!r} "
+                                  f"(declared: {', '.join(sorted(self.credentials)) or 'none'})") from None
+            flow = self._credentials[name] = flow_class(self, self.token_store, self.account_id, credential=name)
+        return flow
 
     def error_code(self, response: httpx.Response) -> tuple[Any, str] | None:
         """The platform's error ``(code, message)`` in ``response``, or ``None`` when it succeeded.

@@ -1,16 +1,35 @@
 """Access tokens as an ``httpx.Auth`` flow, cached in the database per account.
 
-A plugin subclasses :class:`TokenAuth` and overrides three small methods:
+A plugin subclasses :class:`TokenAuth` (``hub.TokenAuth``) and overrides small methods:
 
-- :meth:`TokenAuth.build_token_request` — the request that obtains (or refreshes) a token;
-- :meth:`TokenAuth.parse_token` — the :class:`Token` in the platform's answer;
-- :meth:`TokenAuth.apply` — put the token on a request (a header by default; WeCom wants a query
-  parameter).
+- :meth:`~TokenAuth.build_token_request` — the request that obtains (or refreshes) a token;
+- :meth:`~TokenAuth.parse_token` — the :class:`Token` in the platform's answer;
+- :meth:`~TokenAuth.apply` — put the token on a request (a bearer header by default; WeCom wants
+  a query parameter);
+
+and, where the platform needs them:
+
+- :meth:`~TokenAuth.initial_token` / :meth:`~TokenAuth.reconcile` — a token an operator
+  configured, and which of it and the stored one to start from;
+- :meth:`~TokenAuth.needs_renewal`, :meth:`~TokenAuth.build_renewal_request`,
+  :meth:`~TokenAuth.parse_renewal`, :meth:`~TokenAuth.renewal_refused` — a step that runs before
+  the refresh, for a credential that itself expires (Douyin renews its refresh token);
+- :meth:`~TokenAuth.check_token_response`, :attr:`~TokenAuth.error_codes`,
+  :meth:`~TokenAuth.error_code` — how the token endpoint's and this credential's answers map to
+  hub errors, when that differs from the adapter's table.
 
 The flow refreshes a token ahead of its expiry, refreshes exactly once however many requests
 wait on an expired token (an ``asyncio.Lock`` and a version check), persists a rotated refresh
 token before the new access token is used, and when the platform rejects a token mid-flight
-(a :class:`hub.TokenExpired` code in the body) refreshes once and re-sends.
+(a :class:`hub.TokenExpired` code in the body) refreshes once and re-sends.  A token request is
+part of the request that needed it, so the HTTP client's per-request retries cover it.
+
+**Second credentials.**  An account may need another token besides its main one (WeCom's 公众号
+token for member cards, Douyin's app ``client_token``, Alipay's ``app_auth_token``).  The adapter
+declares each as ``credentials = {"mp": MpAuth}``; the hub builds the flow with the account's
+token store, keyed ``"<account_id>#mp"``, and the adapter passes ``auth=self.credential("mp")``
+on the requests that use it.  The flow's own :attr:`~TokenAuth.error_codes` map those requests'
+answers.
 """
 
 from __future__ import annotations
@@ -19,12 +38,13 @@ import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httpx
 import sqlalchemy as sa
 
-from hub.platform.errormap import check_response
+from hub.platform.errormap import ErrorEntry, ErrorSource, check_response
 from hub.errors import PlatformError, TokenExpired
 from schemas.tables import TokenRow, utcnow
 
@@ -94,87 +114,192 @@ class DatabaseTokenStore:
 
 
 class TokenAuth(httpx.Auth):
-    """The token flow; see the module docstring for what a plugin overrides."""
+    """The token flow of one account's credential; see the module docstring for the override points.
+
+    :param adapter: the account's adapter (its ``config`` holds the credentials, its ``client``
+        builds token requests).
+    :param store: where tokens are kept between processes.
+    :param account_id: the account; errors and logs name it.
+    :param credential: ``None`` for the account's main token, else the name of a second credential
+        (see :attr:`hub.Adapter.credentials`); its token is stored apart, under
+        ``"<account_id>#<credential>"``.
+    """
 
     requires_response_body = True
-    refresh_margin = timedelta(minutes=5)
+    refresh_margin: ClassVar[timedelta] = timedelta(minutes=5)
     """Refresh this long before the token expires."""
 
-    def __init__(self, adapter: Adapter, store: TokenStore, account_id: str) -> None:
+    error_codes: ClassVar[Mapping[Any, ErrorEntry] | None] = None
+    """The body codes of responses to requests this flow authorised, when they mean something
+    else than the adapter's table says (a second credential talking to another API); ``None``:
+    the adapter's :attr:`hub.Adapter.error_codes`."""
+
+    def __init__(self, adapter: Adapter, store: TokenStore, account_id: str, *, credential: str | None = None) -> None:
         self.adapter = adapter
         self.store = store
         self.account_id = account_id
+        self.credential = credential
+        self.store_key = account_id if credential is None else f"{account_id}#{credential}"
         self._lock = asyncio.Lock()
         self._token: Token | None = None
         self.refreshes = 0
 
-    # -- override points -----------------------------------------------------------------
+    @property
+    def platform(self) -> str:
+        return self.adapter.platform
+
+    # -- override points: obtaining and using a token ------------------------------------
 
     def build_token_request(self, current: Token | None) -> httpx.Request:
         """The request that obtains a token; ``current`` is the old one (for refresh tokens)."""
         raise NotImplementedError
 
     def parse_token(self, response: httpx.Response, current: Token | None) -> Token:
-        """The token in the platform's answer; raise a hub error when there is none."""
+        """The token in the platform's answer (already checked by :meth:`check_token_response`);
+        raise a hub error when there is none."""
         raise NotImplementedError
 
     def apply(self, request: httpx.Request, token: Token) -> None:
-        """Put the token on ``request``."""
+        """Put the token on ``request`` (a bearer header by default)."""
         request.headers["Authorization"] = f"Bearer {token.access_token}"
 
     def initial_token(self) -> Token | None:
         """A token known before any is fetched (e.g. one an operator configured)."""
         return None
 
-    # -- the flow ------------------------------------------------------------------------
+    def reconcile(self, stored: Token | None) -> Token | None:
+        """The token to start from, given the stored one (``None``: none stored).
 
-    def _fresh(self, token: Token | None) -> bool:
+        By default the stored token, else :meth:`initial_token`.  Override to prefer a token an
+        operator configured after the stored one was issued (a new authorisation); a token
+        returned here that differs from ``stored`` is saved.
+        """
+        return stored or self.initial_token()
+
+    def is_fresh(self, token: Token | None) -> bool:
+        """Whether ``token`` may be used as it is (not within :attr:`refresh_margin` of expiry)."""
         return token is not None and token.expires_at - self.refresh_margin > utcnow()
+
+    def check_token_response(self, response: httpx.Response) -> None:
+        """Raise the hub error a token (or renewal) answer stands for; by default the same table
+        as every other response of this flow (:meth:`check`)."""
+        self.check(response)
+
+    # -- override points: a step before the refresh (e.g. renewing a refresh token) -------
+
+    def needs_renewal(self, token: Token | None) -> bool:
+        """Whether a renewal step must run before anything else is sent (default: never).
+
+        A renewal is for a credential that itself expires (Douyin renews its refresh token).
+        """
+        return False
+
+    def build_renewal_request(self, token: Token) -> httpx.Request:
+        """The renewal request, when :meth:`needs_renewal` says so."""
+        raise NotImplementedError
+
+    def parse_renewal(self, response: httpx.Response, token: Token) -> Token:
+        """The token after a successful renewal (already checked by :meth:`check_token_response`)."""
+        raise NotImplementedError
+
+    def renewal_refused(self, error: PlatformError, token: Token) -> Token:
+        """What to go on with when the platform refuses the renewal: by default the error stands.
+
+        Return a token (e.g. ``token`` marked so that :meth:`needs_renewal` says no for a while)
+        to go on with the current credential; it is saved.  Retryable errors should be raised
+        again so that the request is retried.
+        """
+        raise error
+
+    # -- helpers for subclasses ----------------------------------------------------------
+
+    def check(self, response: httpx.Response) -> None:
+        """Raise the hub error ``response`` stands for, through this flow's error table."""
+        check_response(self.errors, response, account_id=self.account_id)
+
+    @property
+    def errors(self) -> ErrorSource:
+        """What maps this flow's responses to hub errors: the flow itself when it declares
+        :attr:`error_codes`, else the adapter."""
+        return self if self.error_codes is not None else self.adapter
+
+    def error_code(self, response: httpx.Response) -> tuple[Any, str] | None:
+        """Where the code is in a response of this flow (default: where the adapter finds it)."""
+        return self.adapter.error_code(response)
+
+    def save(self, token: Token) -> Token:
+        """Persist ``token`` (before it is used) and make it the current one."""
+        self.store.save(self.adapter.platform, self.store_key, token)
+        self._token = token
+        return token
+
+    # -- the flow ------------------------------------------------------------------------
 
     def _rejects_token(self, response: httpx.Response) -> bool:
         try:
-            check_response(self.adapter, response, account_id=self.account_id)
+            self.check(response)
         except TokenExpired:
             return True
         except PlatformError:
             return False
         return False
 
-    async def _current(self) -> Token | None:
+    async def current(self) -> Token | None:
+        """The token in use (loaded from the store and reconciled on first use)."""
         if self._token is None:
-            self._token = self.store.load(self.adapter.platform, self.account_id) or self.initial_token()
+            stored = self.store.load(self.adapter.platform, self.store_key)
+            token = self.reconcile(stored)
+            if token is not None and token is not stored:
+                self.save(token)
+            self._token = token
         return self._token
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self._current()
-        if not self._fresh(token):
+        token = await self.current()
+        if self.needs_renewal(token):
             async with self._lock:
                 token = self._token
-                if not self._fresh(token):
-                    response = yield self.build_token_request(token)
-                    await response.aread()
-                    token = self._store(self.parse_token(response, token))
+                if token is not None and self.needs_renewal(token):
+                    answer = yield self.build_renewal_request(token)
+                    await answer.aread()
+                    try:
+                        self.check_token_response(answer)
+                        renewed = self.parse_renewal(answer, token)
+                    except PlatformError as exc:
+                        renewed = self.renewal_refused(exc, token)
+                    token = self.save(renewed)
+        if not self.is_fresh(token):
+            async with self._lock:
+                token = self._token
+                if not self.is_fresh(token):
+                    answer = yield self.build_token_request(token)
+                    await answer.aread()
+                    token = self._refreshed(answer, token)
         assert token is not None
-        self.apply(request, token)
+        self._apply(request, token)
         response = yield request
         await response.aread()
         if not self._rejects_token(response):
             return
         async with self._lock:
             if self._token is token:  # nobody refreshed it meanwhile
-                refresh = yield self.build_token_request(token)
-                await refresh.aread()
-                self._store(self.parse_token(refresh, token))
+                answer = yield self.build_token_request(token)
+                await answer.aread()
+                self._refreshed(answer, token)
             token = self._token
         assert token is not None
-        self.apply(request, token)
+        self._apply(request, token)
         yield request
 
-    def _store(self, token: Token) -> Token:
-        self.store.save(self.adapter.platform, self.account_id, token)  # persisted before use
-        self._token = token
+    def _refreshed(self, answer: httpx.Response, current: Token | None) -> Token:
+        self.check_token_response(answer)
+        token = self.save(self.parse_token(answer, current))  # persisted before use
         self.refreshes += 1
         return token
+
+    def _apply(self, request: httpx.Request, token: Token) -> None:
+        self.apply(request, token)
+        request.extensions["siyu.auth"] = self  # its responses map through self.errors
 
     def sync_auth_flow(self, request: httpx.Request) -> Any:  # pragma: no cover - the hub is async
         raise RuntimeError("TokenAuth works with httpx.AsyncClient only")

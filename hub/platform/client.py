@@ -1,14 +1,22 @@
-"""One HTTP client per account, with the hub's rate limits, error mapping and logging.
+"""One HTTP client per account, with the hub's rate limits, retries, error mapping and logging.
 
 :func:`build_client` gives an adapter an ``httpx.AsyncClient`` whose base URL is the account's
 ``base_url`` or the platform's production URL.  Every response passes through the adapter's error
-table (:mod:`hub.platform.errormap`), so an adapter sees only successful responses; timeouts and connection
-failures arrive as :class:`hub.TransientError`.  Logs carry method, path (never the query string,
-where tokens travel), status and duration.
+table (:mod:`hub.platform.errormap`), so an adapter sees only successful responses; timeouts and
+connection failures arrive as :class:`hub.TransientError`.
+
+**Retries are per request.**  Each request an adapter sends is retried on its own under the
+account's :class:`~hub.platform.retry.RetryPolicy`: a fault costs that one request again, never the
+page (a WeCom page can be a hundred requests).  The account's limiter is shared by all its
+concurrent requests, and a frequency-limit answer (:class:`hub.RateLimited`) blocks the whole
+account for the platform's block time, so the requests in flight do not each find the limit again.
+
+Logs carry method, path (never the query string, where tokens travel), status and duration.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -17,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from aiolimiter import AsyncLimiter
 
+from hub.errors import RateLimited, TransientError
 from hub.platform.errormap import check_response
-from hub.errors import TransientError
+from hub.platform.retry import RetryCounter, RetryPolicy, retrying
 
 if TYPE_CHECKING:
     from hub.adapter import Adapter
@@ -27,14 +36,17 @@ __all__ = ["DEFAULT_TIMEOUT", "HubClient", "Limiters", "build_client", "user_age
 
 log = logging.getLogger("siyu.http")
 
-# httpx logs every request's full URL at INFO, and platforms put secrets and tokens in query
-# strings (WeCom's corpsecret and access_token): its loggers stay quiet below WARNING, and the
-# hub logs each call itself, without the query.
-for _noisy in ("httpx", "httpcore"):
-    logging.getLogger(_noisy).setLevel(logging.WARNING)
-
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def quiet_http_loggers() -> None:
+    """httpx logs every request's full URL at INFO, and platforms put secrets and tokens in query
+    strings (WeCom's corpsecret and access_token): :func:`build_client` quiets them below WARNING,
+    and the hub logs each call itself, without the query."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def user_agent() -> str:
@@ -44,7 +56,8 @@ def user_agent() -> str:
 
 
 class Limiters:
-    """Leaky-bucket limiters for one account: ``"*"`` for every call, or one path's calls.
+    """Leaky-bucket limiters for one account: ``"*"`` for every call, or one path's calls, plus an
+    account-wide block that a frequency-limit answer sets.
 
     A documented limit of N calls per P seconds becomes one call every P/N seconds, with no
     burst allowance: a burst of N followed by N more would put 2N calls in one window of P.
@@ -52,10 +65,18 @@ class Limiters:
 
     def __init__(self, limits: Mapping[str, tuple[float, float]]) -> None:
         self._limiters = {path: AsyncLimiter(1, period / rate) for path, (rate, period) in limits.items()}
+        self._blocked_until = 0.0
         self.waited = 0.0
+        """Seconds spent waiting for the limiters and blocks, summed over requests."""
+
+    def block(self, seconds: float) -> None:
+        """Hold every request of the account for ``seconds`` (extends, never shortens, a block)."""
+        self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
 
     async def acquire(self, path: str) -> None:
         started = time.monotonic()
+        while (left := self._blocked_until - time.monotonic()) > 0:
+            await asyncio.sleep(left)
         for key in ("*", path):
             limiter = self._limiters.get(key)
             if limiter is not None:
@@ -64,17 +85,33 @@ class Limiters:
 
 
 class HubClient(httpx.AsyncClient):
-    """An ``AsyncClient`` that rate-limits, maps platform errors and logs without secrets."""
+    """An ``AsyncClient`` that rate-limits, retries each request, maps platform errors and logs
+    without secrets.
 
-    def __init__(self, *, adapter_class: type[Adapter], account_id: str, limiters: Limiters, **kwargs: Any) -> None:
+    :ivar calls: requests put on the wire (token requests and retries included).
+    :ivar retries: retries by reason (the error class name).
+    """
+
+    def __init__(self, *, adapter_class: type[Adapter], account_id: str, limiters: Limiters,
+                 retry: RetryPolicy = NO_RETRY, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.adapter: Adapter | None = None
         self.adapter_class = adapter_class
         self.account_id = account_id
         self.limiters = limiters
+        self.retry = retry
+        self.retries = RetryCounter()
         self.calls = 0
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        """Send ``request`` (through its auth flow) under the retry policy; raise the hub error of
+        the last attempt when every attempt failed."""
+        async for attempt in retrying(self.retry, self.retries, on_rate_limited=self.limiters.block):
+            with attempt:
+                return await self._send_once(request, **kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         path = request.url.path
         await self.limiters.acquire(path)
         started = time.monotonic()
@@ -91,7 +128,9 @@ class HubClient(httpx.AsyncClient):
             self.calls += 1
         log.info("%s %s %d %.3fs", request.method, path, response.status_code, time.monotonic() - started)
         if self.adapter is not None:
-            check_response(self.adapter, response, account_id=self.account_id)
+            flow = response.request.extensions.get("siyu.auth")  # set by a hub.TokenAuth
+            source = flow.errors if flow is not None else self.adapter
+            check_response(source, response, account_id=self.account_id)
         return response
 
 
@@ -101,16 +140,20 @@ def build_client(
     *,
     base_url: str | None = None,
     rate_limits: Mapping[str, tuple[float, float]] | None = None,
+    retry: RetryPolicy = NO_RETRY,
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> HubClient:
-    """The client for one account.  ``transport`` is the test seam (``httpx.MockTransport``)."""
+    """The client for one account.  ``transport`` is the test seam (``httpx.MockTransport``);
+    ``retry`` defaults to a single attempt."""
+    quiet_http_loggers()  # a secret in a query string must not reach a log, whoever configured logging
     limits = dict(adapter_class.rate_limits)
     limits.update(rate_limits or {})
     return HubClient(
         adapter_class=adapter_class,
         account_id=account_id,
         limiters=Limiters(limits),
+        retry=retry,
         base_url=base_url or adapter_class.default_base_url,
         timeout=timeout,
         limits=DEFAULT_LIMITS,

@@ -17,7 +17,7 @@ is a :class:`PermanentError` (never retried blindly).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import httpx
 from pydantic_core import from_json
@@ -31,12 +31,22 @@ from hub.errors import (
     TransientError,
 )
 
-if TYPE_CHECKING:
-    from hub.adapter import Adapter
-
-__all__ = ["ErrorEntry", "check_response", "error_for_code", "parse_retry_after", "response_json"]
+__all__ = ["ErrorEntry", "ErrorSource", "check_response", "error_for_code", "parse_retry_after", "response_json"]
 
 ErrorEntry: TypeAlias = type[PlatformError] | tuple[type[PlatformError], float]
+
+
+class ErrorSource(Protocol):
+    """What maps a platform's responses to hub errors: an adapter, or a token flow with a table of
+    its own (:attr:`hub.TokenAuth.error_codes`)."""
+
+    @property
+    def platform(self) -> str: ...
+
+    @property
+    def error_codes(self) -> Mapping[Any, ErrorEntry] | None: ...
+
+    def error_code(self, response: httpx.Response) -> tuple[Any, str] | None: ...
 
 _MISSING = object()
 
@@ -88,15 +98,18 @@ def response_json(response: httpx.Response, *, platform: str, account_id: str | 
         ) from None
 
 
-def check_response(adapter: Adapter, response: httpx.Response, *, account_id: str | None = None) -> None:
+def check_response(source: ErrorSource, response: httpx.Response, *, account_id: str | None = None) -> None:
     """Raise the hub error that ``response`` stands for, if any.
+
+    :param source: the adapter (or a token flow with a table of its own) whose
+        :meth:`~hub.Adapter.error_code` finds the body code and whose ``error_codes`` maps it.
 
     A 5xx is a TransientError and a 429 is RateLimited (honouring Retry-After) whatever the body.
     Otherwise the body code the adapter finds is looked up in its ``error_codes`` table; failing
     that, a 4xx maps by status (401 TokenExpired, 403 PlatformConfigError, 408 TransientError,
     others PermanentError).
     """
-    platform = adapter.platform
+    platform = source.platform
     endpoint = response.request.url.path
     context: dict[str, Any] = dict(platform=platform, account_id=account_id, endpoint=endpoint)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -105,9 +118,9 @@ def check_response(adapter: Adapter, response: httpx.Response, *, account_id: st
         raise TransientError(f"HTTP {status}", code=status, **context)
     if status == 429:
         raise RateLimited(f"HTTP {status}", retry_after=retry_after, code=status, **context)
-    found = adapter.error_code(response)
+    found = source.error_code(response)
     if found is not None:
         code, message = found
-        raise error_for_code(adapter.error_codes, code, message or "platform error", retry_after=retry_after, **context)
+        raise error_for_code(source.error_codes or {}, code, message or "platform error", retry_after=retry_after, **context)
     if status >= 400:
         raise STATUS_ERRORS.get(status, PermanentError)(f"HTTP {status}", code=status, **context)

@@ -58,15 +58,31 @@ def retrying(
     counter: RetryCounter | None = None,
     *,
     sleep: Callable[[float], object] | None = None,
+    on_rate_limited: Callable[[float], None] | None = None,
 ) -> AsyncRetrying:
-    """An ``AsyncRetrying`` that follows ``policy``; use ``async for attempt in retrying(...)``."""
+    """An ``AsyncRetrying`` that follows ``policy``; use ``async for attempt in retrying(...)``.
 
-    def wait(state: RetryCallState) -> float:
+    :param counter: counts each retry by reason.
+    :param sleep: tenacity's sleep (a test seam).
+    :param on_rate_limited: given the wait a :class:`RateLimited` calls for, instead of sleeping
+        it here: the HTTP client blocks the whole account for that long (its limiter then holds
+        this request and every other one of the account).
+    """
+
+    def delay(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             return min(exc.retry_after, policy.max_retry_after)
         backoff = policy.initial_wait * 2 ** (state.attempt_number - 1)
         return min(policy.max_wait, backoff) + random.uniform(0, policy.jitter)
+
+    def wait(state: RetryCallState) -> float:
+        seconds = delay(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if on_rate_limited is not None and isinstance(exc, RateLimited):
+            on_rate_limited(seconds)
+            return 0.0
+        return seconds
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

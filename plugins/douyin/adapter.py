@@ -17,8 +17,7 @@ import httpx
 from pydantic import AwareDatetime, Field, SecretStr
 
 import hub
-from hub.platform.auth import MemoryTokenStore
-from hub.platform.errormap import response_json
+from hub import response_json
 from plugins.douyin.auth import ClientTokenAuth, DouyinAuth
 from plugins.douyin.webhooks import parse_callback
 from plugins.douyin.wire import ERROR_CODES, as_int, envelope_error
@@ -58,6 +57,7 @@ class DouyinAdapter(hub.Adapter):
                               hub.Capability.CARDS})
     error_codes = ERROR_CODES
     auth_class = DouyinAuth
+    credentials = {"client": ClientTokenAuth}
     sandbox = "plugins.douyin.sandbox:make_sandbox"
 
     class Config(hub.AdapterConfig):
@@ -88,10 +88,6 @@ class DouyinAdapter(hub.Adapter):
         refresh_token_path: str = "/oauth/refresh_token/"
         renew_refresh_token_path: str = "/oauth/renew_refresh_token/"
         client_token_path: str = "/oauth/client_token/"
-
-    def __init__(self, *, config: hub.AdapterConfig, client: httpx.AsyncClient) -> None:
-        super().__init__(config=config, client=client)
-        self._client_auth: ClientTokenAuth | None = None
 
     # -- envelope -----------------------------------------------------------------------------
 
@@ -196,13 +192,10 @@ class DouyinAdapter(hub.Adapter):
 
     # -- 来客 member cards -----------------------------------------------------------------
 
-    def _member_auth(self, account: Account) -> Any:
+    def _member_auth(self) -> Any:
         if self.config.member_token == "user":
             return httpx.USE_CLIENT_DEFAULT
-        if self._client_auth is None:
-            store = getattr(self.client.auth, "store", None) or MemoryTokenStore()
-            self._client_auth = ClientTokenAuth(self, store, f"{account.account_id}#client")
-        return self._client_auth
+        return self.credential("client")
 
     def _member(self, card: MemberCard, now: int) -> dict[str, Any]:
         level = min(10, max(1, card.level + self.config.level_offset))
@@ -233,7 +226,7 @@ class DouyinAdapter(hub.Adapter):
             now = int(time.time())
             body = {"account_id": merchant, "members": [self._member(card, now) for _, card in batch]}
             response = await self.client.post(self.config.member_update_path, json=body,
-                                              auth=self._member_auth(account))
+                                              auth=self._member_auth())
             reference = (response_json(response, platform=self.platform).get("extra") or {}).get("logid")
             for i, _ in batch:
                 results[i] = hub.PushResult(accepted=True, reference=str(reference) if reference else None)

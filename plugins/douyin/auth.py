@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncGenerator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 import hub
-from hub.platform.auth import Token, TokenAuth, expires_in
-from hub.platform.errormap import check_response, response_json
+from hub import Token, TokenAuth, check_response, expires_in, response_json
 from plugins.douyin.wire import as_int
 
 __all__ = ["RENEWAL_LIMIT", "ClientTokenAuth", "DouyinAuth", "renewals_left"]
@@ -39,6 +38,9 @@ log = logging.getLogger("siyu.douyin")
 
 RENEWAL_LIMIT = 5
 """How many times Douyin lets a refresh token be renewed before re-authorisation."""
+
+RENEWAL_RETRY_AFTER = timedelta(days=1)
+"""After a refused renewal, the next attempt waits this long (a refusal is not retried per request)."""
 
 LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -112,25 +114,41 @@ class DouyinAuth(TokenAuth):
     def apply(self, request: httpx.Request, token: Token) -> None:
         request.headers["access-token"] = token.access_token
 
-    # -- renewal -----------------------------------------------------------------------------
+    def reconcile(self, stored: Token | None) -> Token | None:
+        """Prefer the configured token when the operator re-authorised since the stored one."""
+        seed = _seed(self.adapter.config.refresh_token.get_secret_value())
+        if stored is not None and stored.extra.get("seed") == seed:
+            return stored
+        return self.initial_token()
+
+    # -- renewal: the step before the refresh -------------------------------------------------
 
     def needs_renewal(self, token: Token | None) -> bool:
-        """Whether the refresh token should be renewed before anything else is sent."""
+        """Renew only inside ``renew_within_days`` of a known refresh-token expiry, while renewals
+        are left, and not again within a day of a refused renewal.
+
+        An unknown expiry is not renewed "to learn it": the refresh answer carries
+        ``refresh_expires_in``, and the next refresh stores it.
+        """
         if token is None or not token.refresh_token or renewals_left(token) == 0:
             return False
-        if token.refresh_expires_at is None:  # unknown: renew once to learn it
-            return True
+        if token.refresh_expires_at is None:
+            return False
+        refused = token.extra.get("renewal_refused_at")
+        now = datetime.now(UTC)
+        if refused and now - datetime.fromisoformat(str(refused)) < RENEWAL_RETRY_AFTER:
+            return False
         window = timedelta(days=self.adapter.config.renew_within_days)
-        return token.refresh_expires_at - datetime.now(UTC) < window
+        return token.refresh_expires_at - now < window
 
-    def build_renew_request(self, token: Token) -> httpx.Request:
+    def build_renewal_request(self, token: Token) -> httpx.Request:
         config = self.adapter.config
         return self.adapter.client.build_request(
             "POST", config.renew_refresh_token_path,
             data={"client_key": config.client_key, "refresh_token": token.refresh_token or ""},
         )
 
-    def parse_renewal(self, response: httpx.Response, current: Token) -> Token:
+    def parse_renewal(self, response: httpx.Response, token: Token) -> Token:
         data = _data(self.adapter, response, self.account_id)
         try:
             refresh = str(data["refresh_token"])
@@ -138,13 +156,26 @@ class DouyinAuth(TokenAuth):
         except (KeyError, ValueError) as exc:
             raise hub.PermanentError(f"malformed renewal answer ({type(exc).__name__})", platform="douyin",
                                      account_id=self.account_id) from None
-        extra = {**current.extra, "renewals": int(current.extra.get("renewals", 0)) + 1}
-        token = Token(access_token=current.access_token, expires_at=current.expires_at, refresh_token=refresh,
-                      refresh_expires_at=expires_in(lifetime), extra=extra)
+        extra = {k: v for k, v in token.extra.items() if k != "renewal_refused_at"}
+        extra["renewals"] = int(token.extra.get("renewals", 0)) + 1
+        renewed = Token(access_token=token.access_token, expires_at=token.expires_at, refresh_token=refresh,
+                        refresh_expires_at=expires_in(lifetime), extra=extra)
         log.info("douyin %s: refresh token renewed (%d of %d renewals left)", self.account_id,
-                 renewals_left(token), RENEWAL_LIMIT)
-        self._warn_if_running_out(token)
-        return token
+                 renewals_left(renewed), RENEWAL_LIMIT)
+        self._warn_if_running_out(renewed)
+        return renewed
+
+    def renewal_refused(self, error: hub.PlatformError, token: Token) -> Token:
+        """A refused renewal (no ``renew_refresh_token`` scope, an endpoint that answers 404, …)
+        is a warning while the refresh token still works: the sync goes on, and the warning names
+        the date by which the business user must authorise the app again."""
+        if error.retryable:
+            raise error
+        until = token.refresh_expires_at.date().isoformat() if token.refresh_expires_at else "an unknown date"
+        log.warning("douyin %s: renewing the refresh token was refused (%s); the current one still works "
+                    "until %s, by when the business user must authorise the app again", self.account_id,
+                    error, until)
+        return replace(token, extra={**token.extra, "renewal_refused_at": datetime.now(UTC).isoformat()})
 
     def _warn_if_running_out(self, token: Token) -> None:
         left = renewals_left(token)
@@ -158,35 +189,6 @@ class DouyinAuth(TokenAuth):
             log.warning("douyin %s: only %d refresh-token renewal(s) left; plan re-authorisation (the current "
                         "refresh token expires %s)", self.account_id, left, until)
 
-    def _reseed(self, token: Token | None) -> Token | None:
-        """Prefer the configured token when the operator re-authorised since the stored one."""
-        seed = _seed(self.adapter.config.refresh_token.get_secret_value())
-        if token is not None and token.extra.get("seed") == seed:
-            return token
-        fresh = self.initial_token()
-        self.store.save(self.adapter.platform, self.account_id, fresh)
-        self._token = fresh
-        return fresh
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = self._reseed(await self._current())
-        if self.needs_renewal(token):
-            async with self._lock:
-                token = self._token
-                if self.needs_renewal(token):
-                    assert token is not None
-                    response = yield self.build_renew_request(token)
-                    await response.aread()
-                    self._store(self.parse_renewal(response, token))
-        flow = super().async_auth_flow(request)
-        outgoing = await flow.__anext__()
-        while True:
-            response = yield outgoing
-            try:
-                outgoing = await flow.asend(response)
-            except StopAsyncIteration:
-                return
-
 
 class ClientTokenAuth(TokenAuth):
     """The app's ``client_token``, for APIs that want the app rather than the user (来客 members)."""
@@ -199,14 +201,17 @@ class ClientTokenAuth(TokenAuth):
                   "grant_type": "client_credential"},
         )
 
-    def parse_token(self, response: httpx.Response, current: Token | None) -> Token:
+    def check_token_response(self, response: httpx.Response) -> None:
         try:
-            data = _data(self.adapter, response, self.account_id)
+            self.check(response)
         except hub.PlatformConfigError as exc:
             if exc.code == 10020:  # for client_token, 10020 means more than 500 calls in 5 minutes
                 raise hub.RateLimited("client_token requested too often", retry_after=300.0, code=10020,
                                       platform="douyin", account_id=self.account_id) from None
             raise
+
+    def parse_token(self, response: httpx.Response, current: Token | None) -> Token:
+        data = _data(self.adapter, response, self.account_id)
         try:
             return Token(access_token=str(data["access_token"]), expires_at=expires_in(as_int(data.get("expires_in"))))
         except (KeyError, ValueError) as exc:

@@ -317,7 +317,7 @@ _sample_ids = itertools.count(1)
 
 def sample_message(fan_open_id: str = "fan-0-000001", text: str = "你好") -> Any:
     """A signed ``im_receive_msg`` from ``fan_open_id``, with fresh message ids."""
-    from hub.adapter import WebhookRequest
+    from hub import WebhookRequest
 
     n = next(_sample_ids)
     content = {"conversation_short_id": f"conv-{fan_open_id}", "server_message_id": f"srv-{n}-{secrets.token_hex(4)}",
@@ -337,7 +337,7 @@ def account_settings(base_url: str, account_id: str = "ent", seed: int = 0) -> d
 
 def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
     """The ``siyu sandbox douyin`` factory."""
-    from hub.platform.sandbox import SandboxSpec
+    from hub import SandboxSpec
 
     return SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url, seed=seed),
                        sample_webhook=lambda: sample_message(f"fan-{seed}-000001"))

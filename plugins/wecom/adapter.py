@@ -20,8 +20,8 @@ import httpx
 from pydantic import Field, SecretStr, model_validator
 
 import hub
-from hub.platform.auth import Token, TokenAuth, TokenStore, expires_in
-from hub.platform.errormap import check_response, response_json
+from hub import Token, TokenAuth, TokenStore, expires_in
+from hub import check_response, response_json
 from plugins.wecom import callbacks, cards
 from plugins.wecom.errors import CAUSES, ERROR_CODES, MP_CAUSE, MP_TOKEN_CAUSE, mp_key
 from plugins.wecom.mapping import TagNames, fan_from_contact

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 import hub
-from hub.platform.auth import Token, TokenAuth, TokenStore, expires_in
-from hub.platform.errormap import check_response, response_json
+from hub import Token, TokenAuth, TokenStore, expires_in
+from hub import check_response, response_json
 from schemas import Account, MemberCard
 
 if TYPE_CHECKING:
-    from hub.adapter import Adapter
+    from hub import Adapter
 
 __all__ = ["ADD_BONUS", "MP_KEYS", "MP_PATHS", "MP_STORE_SUFFIX", "WeComMpAuth", "missing_keys", "mp_endpoint",
            "mp_url", "push_card"]

@@ -392,8 +392,8 @@ def account_settings(base_url: str, settings: Settings, account_id: str = "sandb
 
 def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
     """The ``sandbox`` factory: per-minute limits scaled to one second, so demos run fast."""
-    from hub.adapter import WebhookRequest
-    from hub.platform.sandbox import SandboxSpec
+    from hub import WebhookRequest
+    from hub import SandboxSpec
 
     settings = Settings(seed=seed, minute_seconds=1.0)
     app = make_app(fans, settings=settings)

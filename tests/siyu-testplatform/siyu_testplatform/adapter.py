@@ -12,8 +12,8 @@ import httpx
 from pydantic import SecretStr
 
 import hub
-from hub.platform.auth import Token, TokenAuth, expires_in
-from hub.platform.errormap import check_response, response_json
+from hub import Token, TokenAuth, expires_in
+from hub import check_response, response_json
 from schemas import Account, Fan, MemberCard, Order, from_epoch_millis, from_epoch_seconds
 
 SIGNATURE_HEADER = "x-testplat-signature"

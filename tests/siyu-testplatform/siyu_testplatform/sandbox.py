@@ -244,7 +244,7 @@ def account_settings(base_url: str, account_id: str = "main") -> dict[str, Any]:
 
 def signed_follow(uid: str, *, event_id: str | None = None, follow: bool = True, at: int | None = None) -> Any:
     """A correctly signed follow (or unfollow) callback, as the platform would deliver it."""
-    from hub.adapter import WebhookRequest
+    from hub import WebhookRequest
     from siyu_testplatform.adapter import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
     body = json.dumps({"event_id": event_id or secrets.token_hex(8), "type": "follow" if follow else "unfollow",
@@ -256,7 +256,7 @@ def signed_follow(uid: str, *, event_id: str | None = None, follow: bool = True,
 
 
 def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
-    from hub.platform.sandbox import SandboxSpec
+    from hub import SandboxSpec
 
     return SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url),
                        sample_webhook=lambda: signed_follow("u0000001"))
