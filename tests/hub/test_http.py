@@ -53,3 +53,35 @@ async def test_faults_arrive_as_hub_errors_naming_platform_and_endpoint(effect, 
         with pytest.raises(expected, match=message) as info:
             await client.get("/v1/fans")
     assert info.value.platform == "testplat" and info.value.endpoint == "/v1/fans"
+
+
+async def test_each_request_is_retried_on_its_own_and_a_rate_limit_holds_the_whole_account():
+    import asyncio
+    import time
+
+    from hub.platform.retry import RetryPolicy
+
+    sent: list[tuple[str, float]] = []
+
+    def handler(request):
+        sent.append((request.url.path, time.monotonic()))
+        if len(sent) == 1:
+            return httpx.Response(200, json={"code": 1002, "message": "over the limit"})  # testplat: 1 s block
+        if request.url.path == "/flaky" and sum(1 for p, _ in sent if p == "/flaky") == 1:
+            return httpx.Response(503, content=b"busy")
+        return httpx.Response(200, json={"code": 0})
+
+    policy = RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.01, jitter=0, max_retry_after=0.4)
+    client = build_client(TestplatAdapter, "hq", base_url="https://p.example", retry=policy,
+                          transport=httpx.MockTransport(handler))
+    client.adapter = TestplatAdapter(config=TestplatAdapter.Config(client_id="i", client_secret="s"), client=client)
+    async with client:
+        first = asyncio.ensure_future(client.get("/limited"))
+        await asyncio.sleep(0.1)  # the limit was answered: the account is held for 0.4 s
+        others = [client.get(f"/other{i}") for i in range(3)] + [client.get("/flaky")]
+        await asyncio.gather(first, *others)
+    started = sent[0][1]
+    assert [p for p, _ in sent].count("/limited") == 2 and [p for p, _ in sent].count("/flaky") == 2
+    assert all(p == "/limited" or at - started >= 0.38 for p, at in sent[1:]), sent
+    assert client.retries.by_reason == {"RateLimited": 1, "TransientError": 1}
+    assert client.calls == 7

@@ -41,3 +41,28 @@ async def test_100k_fans_through_faults(engine, database_url):
     assert summary.retries >= faulted, (summary.retry_reasons, stats)
     print(f"100k fans: {summary.pages} pages, {summary.retries} retries {summary.retry_reasons}, "
           f"{stats['token_requests']} tokens, {summary.seconds}s; sandbox {stats}")
+
+
+async def test_a_page_of_a_hundred_requests_at_5_percent_faults_completes_without_fetching_a_page_twice(
+        engine, database_url):
+    """Each request is retried on its own: with 101 requests a page and a 5 % fault rate nearly
+    every page meets a fault, and yet no page is fetched again and every fan lands once."""
+    host = load_plugins()
+    faults = Faults(rate_limited=0.02, retry_after="0", server_error=0.02, burst=1, timeout=0.01,
+                    timeout_seconds=0.5)
+    with serve_asgi(make_app(1000, seed=11, faults=faults)) as url:
+        settings = settings_for(host, database_url, tp_account(url, page_size=100, fan_out=True),
+                                retry={"attempts": 8, "initial_wait": 0.01, "max_wait": 0.05, "jitter": 0.01})
+        [summary] = await sync_accounts(host, settings, engine, stream="fans", timeout=httpx.Timeout(0.25))
+        stats = httpx.get(f"{url}/_admin/stats").json()
+    assert summary.error is None and summary.complete and summary.pages == 10
+    t = FanRow.__table__
+    with engine.connect() as conn:
+        assert tuple(conn.execute(sa.select(sa.func.count(), sa.func.count(sa.distinct(t.c.platform_uid)))).one()) \
+            == (1000, 1000)
+    requests = stats["fans_requests"] + stats["fan_detail_requests"]
+    faulted = stats.get("rate_limited", 0) + stats.get("server_errors", 0) + stats.get("timeouts", 0)
+    assert requests >= 1010 and faulted >= 25, stats  # 5 % of ~1,060 requests
+    assert stats["fans_served"] == 10 and "fans_pages_served_twice" not in stats, stats
+    assert stats["fan_detail_served"] == 1000, stats
+    assert summary.retries >= faulted, (summary.retry_reasons, stats)

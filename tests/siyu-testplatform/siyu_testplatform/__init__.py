@@ -4,6 +4,9 @@ Its wire protocol is small and its own (see :mod:`siyu_testplatform.sandbox`): a
 token endpoint, a cursor-paged fans list and an orders list, body error codes beside HTTP statuses.
 Its sandbox injects faults on demand: 429 with Retry-After, 5xx bursts, timeouts, tokens that
 expire mid-pagination, malformed JSON, duplicate and empty pages.
+
+It is also the example of the one plugin shape (``docs/plugins.md``): ``adapter.py``, ``auth.py``,
+``wire.py``, ``mapping.py``, ``webhooks.py``, ``sandbox.py`` and ``sandbox_data.py``.
 """
 
 from __future__ import annotations

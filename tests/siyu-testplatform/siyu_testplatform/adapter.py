@@ -2,50 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import time
+import asyncio
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 import hub
-from hub import Token, TokenAuth, expires_in
-from hub import check_response, response_json
-from schemas import Account, Fan, MemberCard, Order, from_epoch_millis, from_epoch_seconds
+from schemas import Account, Fan, MemberCard, Order
+from siyu_testplatform import webhooks
+from siyu_testplatform.auth import TestplatAuth
+from siyu_testplatform.mapping import fans_from, orders_from
+from siyu_testplatform.wire import ERROR_CODES, PATHS, body_error
 
-SIGNATURE_HEADER = "x-testplat-signature"
-TIMESTAMP_HEADER = "x-testplat-timestamp"
-FRESHNESS_SECONDS = 300
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The callback signature: hex HMAC-SHA256 under the client secret of ``timestamp.body``."""
-    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-ERROR_CODES: dict[int, Any] = {
-    1001: hub.TokenExpired,
-    1002: (hub.RateLimited, 1.0),
-    2001: hub.TransientError,
-    4001: hub.PermanentError,
-    4003: hub.PlatformConfigError,
-}
-
-
-class TestplatAuth(TokenAuth):
-    def build_token_request(self, current: Token | None) -> httpx.Request:
-        config = self.adapter.config
-        return self.adapter.client.build_request(
-            "POST", "/oauth/token",
-            data={"client_id": config.client_id, "client_secret": config.client_secret.get_secret_value()},
-        )
-
-    def parse_token(self, response: httpx.Response, current: Token | None) -> Token:
-        check_response(self.adapter, response, account_id=self.account_id)
-        body = response_json(response, platform="testplat")
-        return Token(access_token=body["access_token"], expires_at=expires_in(body["expires_in"]))
+__all__ = ["TestplatAdapter"]
 
 
 class TestplatAdapter(hub.Adapter):
@@ -66,68 +36,35 @@ class TestplatAdapter(hub.Adapter):
         client_id: str
         client_secret: SecretStr
         page_size: int = 100
+        fan_out: bool = Field(
+            default=False,
+            description="read every fan of a page again with a request of its own (a page of N fans "
+                        "is N + 1 requests), as platforms whose lists carry only ids make a client do")
 
     def error_code(self, response: httpx.Response) -> tuple[Any, str] | None:
-        body = response_json(response, platform=self.platform)
-        code = body.get("code", 0) if isinstance(body, dict) else 0
-        return None if code == 0 else (code, str(body.get("message", "")))
+        return body_error(response, self.platform)
+
+    async def _data(self, path: str, **params: Any) -> Any:
+        response = await self.client.get(path, params=params)
+        return hub.response_json(response, platform=self.platform)["data"]
 
     async def fetch_fans(self, account: Account, cursor: str | None) -> hub.Page[Fan]:
-        response = await self.client.get("/v1/fans", params={"cursor": cursor or "", "count": self.config.page_size})
-        data = response_json(response, platform=self.platform)["data"]
-        fans = Fan.many(
-            {
-                "platform": self.platform,
-                "account_id": account.account_id,
-                "platform_uid": item["uid"],
-                "nickname": item["nickname"],
-                "union_id": item.get("union_id"),
-                "phone": item.get("mobile"),
-                "follow_state": "following" if item["following"] else "unfollowed",
-                "followed_at": from_epoch_seconds(item["follow_time"]),
-                "interactions": {"messages": item["messages"]},
-            }
-            for item in data["fans"]
-        )
-        return hub.Page(items=fans, next_cursor=data["next_cursor"] or None)
+        data = await self._data(PATHS["fans"], cursor=cursor or "", count=self.config.page_size)
+        items = data["fans"]
+        if self.config.fan_out:  # each request retried on its own by the hub's client
+            items = await asyncio.gather(*(self._data(PATHS["fan"].format(uid=item["uid"])) for item in items))
+        return hub.Page(items=fans_from(account.account_id, items), next_cursor=data["next_cursor"] or None)
 
     async def fetch_orders(self, account: Account, cursor: str | None) -> hub.Page[Order]:
-        response = await self.client.get("/v1/orders", params={"cursor": cursor or "", "count": self.config.page_size})
-        data = response_json(response, platform=self.platform)["data"]
-        orders = [
-            Order(
-                platform=self.platform,
-                account_id=account.account_id,
-                order_id=item["order_id"],
-                buyer_uid=item["buyer_uid"],
-                amount_fen=int(item["amount_fen"]),
-                status=item["status"],
-                paid_at=from_epoch_millis(item["paid_ms"]),
-            )
-            for item in data["orders"]
-        ]
-        return hub.Page(items=orders, next_cursor=data["next_cursor"] or None)
+        data = await self._data(PATHS["orders"], cursor=cursor or "", count=self.config.page_size)
+        return hub.Page(items=orders_from(account.account_id, data["orders"]), next_cursor=data["next_cursor"] or None)
 
     async def push_card(self, account: Account, card: MemberCard) -> hub.PushResult:
         # absolute values: sending the same card twice leaves the platform in the same state
-        response = await self.client.post("/v1/cards", json={"card_no": card.card_no, "balance": card.balance,
-                                                              "level": card.level})
-        body = response_json(response, platform=self.platform)
+        response = await self.client.post(PATHS["cards"], json={"card_no": card.card_no, "balance": card.balance,
+                                                                "level": card.level})
+        body = hub.response_json(response, platform=self.platform)
         return hub.PushResult(accepted=True, reference=str(body.get("revision")))
 
     async def parse_webhook(self, account: Account, request: hub.WebhookRequest) -> hub.WebhookResult:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        timestamp = headers.get(TIMESTAMP_HEADER, "")
-        expected = sign(self.config.client_secret.get_secret_value(), timestamp, request.body)
-        if not hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, "")):
-            raise hub.WebhookRejected("bad signature", status_code=401)
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > FRESHNESS_SECONDS:
-            raise hub.WebhookRejected("stale or missing timestamp", status_code=400)
-        try:
-            event = json.loads(request.body)
-            fan = Fan(platform=self.platform, account_id=account.account_id, platform_uid=event["uid"],
-                      follow_state="following" if event["type"] == "follow" else "unfollowed")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise hub.WebhookRejected(f"malformed event ({type(exc).__name__})") from exc
-        return hub.WebhookResult(events=[fan], dedupe_key=str(event["event_id"]), body=b'{"ok":true}',
-                                 media_type="application/json")
+        return webhooks.parse(self.config.client_secret.get_secret_value(), account, request)

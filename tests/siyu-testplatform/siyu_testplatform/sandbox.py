@@ -4,7 +4,7 @@ Protocol
     ``POST /oauth/token`` (form ``client_id``, ``client_secret``) → ``{"code":0,"access_token","expires_in"}``.
     ``GET /v1/fans?cursor=&count=`` and ``GET /v1/orders?cursor=&count=`` with ``Authorization:
     Bearer <token>`` → ``{"code":0,"data":{"fans"|"orders":[…],"next_cursor":"…"}}``; an empty
-    ``next_cursor`` ends the list.  ``POST /v1/cards`` ``{"card_no","balance","level"}`` sets a
+    ``next_cursor`` ends the list.  ``GET /v1/fans/{uid}`` → ``{"code":0,"data":{…one fan…}}``.  ``POST /v1/cards`` ``{"card_no","balance","level"}`` sets a
     member card (absolute values).  Callbacks carry ``X-Testplat-Timestamp`` and
     ``X-Testplat-Signature`` = hex HMAC-SHA256(client_secret, timestamp + "." + body).  Body codes: 1001 token expired, 1002 rate limited,
     2001 system busy, 4001 bad parameter, 4003 bad credentials.
@@ -12,7 +12,8 @@ Protocol
 Faults (:class:`Faults`, settable at ``POST /_admin/faults``), decided by a seeded generator:
 a documented per-second limit (429 beyond it); 429 with ``Retry-After``; 5xx bursts; responses slower than the client's timeout; tokens that expire
 after some data requests; malformed JSON; pages that repeat records of the page before; empty
-pages that still advance the cursor.  ``GET /_admin/stats`` counts what happened.
+pages that still advance the cursor.  ``GET /_admin/stats`` counts what happened, including
+``<kind>_pages_served_twice``: list pages answered successfully more than once for one cursor.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from siyu_testplatform.sandbox_data import Population
+from siyu_testplatform.wire import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 CLIENT_ID = "testplat-client"
 CLIENT_SECRET = "testplat-secret-0123456789"
@@ -51,38 +55,6 @@ class Faults:
 
 
 @dataclass
-class Population:
-    """A deterministic synthetic population of fans and their orders."""
-
-    fans: int
-    seed: int = 0
-
-    def fan(self, i: int) -> dict[str, Any]:
-        return {
-            "uid": f"u{i:07d}",
-            "nickname": f"fan {i}",
-            "union_id": f"un{i}" if i % 3 == 0 else None,
-            "mobile": f"138{i % 100_000_000:08d}" if i % 5 == 0 else None,
-            "following": i % 7 != 0,
-            "follow_time": 1_700_000_000 + i,
-            "messages": (i * 7 + self.seed) % 30,
-        }
-
-    @property
-    def orders(self) -> int:
-        return self.fans // 2
-
-    def order(self, i: int) -> dict[str, Any]:
-        return {
-            "order_id": f"o{i:07d}",
-            "buyer_uid": f"u{(i * 2) % max(self.fans, 1):07d}",
-            "amount_fen": str((i * 137) % 50_000 + 100),
-            "status": "paid",
-            "paid_ms": 1_700_000_000_000 + i * 1000 + 7,
-        }
-
-
-@dataclass
 class State:
     population: Population
     faults: Faults
@@ -92,6 +64,14 @@ class State:
     burst_left: int = 0
     recent: list[float] = field(default_factory=list)
     cards: dict[str, dict[str, int]] = field(default_factory=dict)
+    served: dict[str, int] = field(default_factory=dict)  # "kind:cursor" -> times a page was served
+
+    def serve(self, kind: str, cursor: str) -> None:
+        key = f"{kind}:{cursor}"
+        self.served[key] = self.served.get(key, 0) + 1
+        self.count(f"{kind}_served")
+        if self.served[key] == 2:
+            self.count(f"{kind}_pages_served_twice")
 
     def count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
@@ -197,10 +177,25 @@ def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None) -
                 state.count("duplicate_pages")
                 items = [make(i) for i in range(max(0, offset - 5), offset)] + items
             next_cursor = f"o{end}" if end < total else ""
-            state.count(f"{kind}_served")
+            state.serve(kind, cursor)
             return JSONResponse({"code": 0, "data": {kind: items, "next_cursor": next_cursor}})
 
         return endpoint
+
+    async def fan_detail(request: Request) -> Response:
+        state.count("fan_detail_requests")
+        denied = authorised(request)
+        if denied is not None:
+            return denied
+        fault = await faulted(request)
+        if fault is not None:
+            return fault
+        uid = request.path_params["uid"]
+        index = int(uid.lstrip("u")) if uid.lstrip("u").isdigit() else -1
+        if not 0 <= index < state.population.fans:
+            return _error(4001, "no such fan")
+        state.count("fan_detail_served")
+        return JSONResponse({"code": 0, "data": state.population.fan(index)})
 
     async def push_card(request: Request) -> Response:
         denied = authorised(request)
@@ -228,6 +223,7 @@ def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None) -
     return Starlette(routes=[
         Route("/oauth/token", token, methods=["POST"]),
         Route("/v1/fans", listing("fans", pop.fans, pop.fan)),
+        Route("/v1/fans/{uid}", fan_detail),
         Route("/v1/orders", listing("orders", pop.orders, pop.order)),
         Route("/v1/cards", push_card, methods=["POST"]),
         Route("/_admin/cards", cards),
@@ -245,7 +241,6 @@ def account_settings(base_url: str, account_id: str = "main") -> dict[str, Any]:
 def signed_follow(uid: str, *, event_id: str | None = None, follow: bool = True, at: int | None = None) -> Any:
     """A correctly signed follow (or unfollow) callback, as the platform would deliver it."""
     from hub import WebhookRequest
-    from siyu_testplatform.adapter import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
     body = json.dumps({"event_id": event_id or secrets.token_hex(8), "type": "follow" if follow else "unfollow",
                        "uid": uid}).encode()

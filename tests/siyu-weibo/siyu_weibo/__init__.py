@@ -1,28 +1,20 @@
 """A minimal third-party plugin: it registers a ``weibo`` platform and contributes an identity key.
 
 It exists so that siyu-hub's tests can prove an outside distribution is found through the ``siyu``
-entry-point group exactly as the built-in plugins are.  It imports only ``hub`` and ``schemas``.
+entry-point group exactly as the built-in plugins are.  It imports only ``hub`` and ``schemas``,
+and has the plugin shape of ``docs/plugins.md`` as far as it goes: hook implementations here, the
+adapter in ``adapter.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import SecretStr
-
 import hub
 from schemas import Fan
+from siyu_weibo.adapter import WeiboAdapter
 
-
-class WeiboAdapter(hub.Adapter):
-    """Declares no capabilities: it only shows how a plugin's options are validated."""
-
-    platform = "weibo"
-    default_base_url = "https://api.weibo.example"
-
-    class Config(hub.AdapterConfig):
-        app_key: str
-        app_secret: SecretStr
+__all__ = ["WeiboAdapter", "identity_keys", "register_platforms"]
 
 
 @hub.hookimpl
