@@ -50,7 +50,8 @@ from hub.errors import (
     WebhookRejected,
 )
 from hub.events import Event, FanUpserted, MembersMerged, MessageReceived, PointsPosted
-from hub.platform.auth import MemoryTokenStore, Token, TokenAuth, TokenStore, expires_in
+from hub.platform.auth import TokenAuth
+from hub.platform.tokens import MemoryTokenStore, Token, TokenStore, expires_in
 from hub.platform.errormap import ErrorEntry, check_response, error_for_code, response_json
 from hub.platform.sandbox import SandboxSpec
 from schemas import Capability

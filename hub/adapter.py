@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from hub.errors import PluginError
-from hub.platform.auth import MemoryTokenStore
+from hub.platform.tokens import MemoryTokenStore
 from schemas import Capability
 
 if TYPE_CHECKING:
     import httpx
 
-    from hub.platform.auth import TokenStore
+    from hub.platform.tokens import TokenStore
 
     from schemas import Account, Fan, MemberCard, Message, Order, PointsEvent
 

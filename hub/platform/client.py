@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from aiolimiter import AsyncLimiter
 
-from hub.errors import RateLimited, TransientError
+from hub.errors import TransientError
 from hub.platform.errormap import check_response
 from hub.platform.retry import RetryCounter, RetryPolicy, retrying
 

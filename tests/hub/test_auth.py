@@ -9,7 +9,8 @@ import pytest
 import respx
 
 import hub
-from hub.platform.auth import DatabaseTokenStore, MemoryTokenStore, Token, TokenAuth, expires_in
+from hub.platform.auth import TokenAuth
+from hub.platform.tokens import DatabaseTokenStore, MemoryTokenStore, Token, expires_in
 from hub.platform.errormap import response_json
 from hub.platform.client import build_client
 from schemas.tables import utcnow
