@@ -19,25 +19,12 @@ from pydantic import AwareDatetime, Field, SecretStr
 import hub
 from hub import response_json
 from plugins.douyin.auth import ClientTokenAuth, DouyinAuth
+from plugins.douyin.mapping import fans, member_update, message_content
 from plugins.douyin.webhooks import parse_callback
-from plugins.douyin.wire import ERROR_CODES, as_int, envelope_error
-from schemas import Account, ContentType, Fan, FollowState, Gender, MemberCard, Message
+from plugins.douyin.wire import ERROR_CODES, FANS_CAP, MEMBER_BATCH, PATHS, as_bool, as_int, cause, envelope_error
+from schemas import Account, Fan, MemberCard, Message
 
-__all__ = ["FANS_CAP", "MEMBER_BATCH", "DouyinAdapter"]
-
-FANS_CAP = 5000
-"""The fans list returns at most this many fans of an account (documented limit)."""
-
-MEMBER_BATCH = 5
-"""``goodlife/v1/member/user/update`` takes at most this many members per call."""
-
-GENDERS = {1: Gender.MALE, 2: Gender.FEMALE}
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1")
-    return bool(value)
+__all__ = ["DouyinAdapter"]
 
 
 def _split_cursor(cursor: str | None) -> tuple[int, int]:
@@ -71,9 +58,11 @@ class DouyinAdapter(hub.Adapter):
         access_token_expires_at: AwareDatetime | None = Field(
             default=None, description="when the configured access token expires; unknown: refresh first")
         refresh_token_expires_at: AwareDatetime | None = Field(
-            default=None, description="when the configured refresh token expires; unknown: renew first")
+            default=None, description="when the configured refresh token expires; unknown: learnt from the "
+                                      "first refresh answer (refresh_expires_in)")
         renewals_used: int = Field(default=0, ge=0, le=5, description="renewals already spent on this grant")
-        renew_within_days: float = Field(default=16.0, gt=0, lt=30)
+        renew_within_days: float = Field(
+            default=16.0, gt=0, lt=30, description="renew the refresh token only when it has less than this left")
         warn_renewals_left: int = Field(default=1, ge=0, le=5)
         life_account_id: str | None = Field(default=None, description="the 来客 merchant id, for member cards")
         member_token: Literal["client", "user"] = "client"
@@ -82,12 +71,12 @@ class DouyinAdapter(hub.Adapter):
         reply_scene: str = "im_reply_msg"
         reply_window_hours: float | None = Field(default=24.0, gt=0)
         verify_challenge_signature: bool = True
-        fans_list_path: str = "/fans/list/"
-        im_send_path: str = "/im/send/msg/"
-        member_update_path: str = "/goodlife/v1/member/user/update/"
-        refresh_token_path: str = "/oauth/refresh_token/"
-        renew_refresh_token_path: str = "/oauth/renew_refresh_token/"
-        client_token_path: str = "/oauth/client_token/"
+        fans_list_path: str = PATHS["fans_list"]
+        im_send_path: str = PATHS["im_send"]
+        member_update_path: str = PATHS["member_update"]
+        refresh_token_path: str = PATHS["refresh_token"]
+        renew_refresh_token_path: str = PATHS["renew_refresh_token"]
+        client_token_path: str = PATHS["client_token"]
 
     # -- envelope -----------------------------------------------------------------------------
 
@@ -98,7 +87,8 @@ class DouyinAdapter(hub.Adapter):
             if response.status_code >= 400:
                 return None  # an HTML error page: let the HTTP status decide
             raise
-        return envelope_error(body)
+        found = envelope_error(body)
+        return None if found is None else (found[0], cause(*found))
 
     def _data(self, response: httpx.Response) -> dict[str, Any]:
         body = response_json(response, platform=self.platform)
@@ -113,45 +103,23 @@ class DouyinAdapter(hub.Adapter):
         response = await self.client.get(
             config.fans_list_path, params={"open_id": config.open_id, "cursor": position, "count": config.page_size})
         data = self._data(response)
-        fans = [self._fan(account, item) for item in data.get("list") or ()]
-        seen += len(fans)
+        page = fans(account, data.get("list") or ())
+        seen += len(page)
         total = as_int(data.get("total"), default=-1)
         notes: tuple[str, ...] = ()
         if total > FANS_CAP or seen >= FANS_CAP:
             count = f"{total:,}" if total >= 0 else "more than 5,000"
             notes = (f"douyin {account.account_id}: Douyin lists at most {FANS_CAP:,} fans (this account has "
                      f"{count}); the others reach the hub only through follow, message and member webhooks",)
-        if not _truthy(data.get("has_more")):
-            return hub.Page(items=fans, next_cursor=None, notes=notes)
+        if not as_bool(data.get("has_more")):
+            return hub.Page(items=page, next_cursor=None, notes=notes)
         following = as_int(data.get("cursor"))
-        if following == position and not fans:
+        if following == position and not page:
             raise hub.PermanentError("fans list: has_more without a new cursor", platform=self.platform,
                                      account_id=account.account_id, endpoint=config.fans_list_path)
-        return hub.Page(items=fans, next_cursor=f"{following}:{seen}", notes=notes)
-
-    def _fan(self, account: Account, item: dict[str, Any]) -> Fan:
-        return Fan(
-            platform=self.platform, account_id=account.account_id, platform_uid=item["open_id"],
-            union_id=item.get("union_id") or None, nickname=item.get("nickname") or None,
-            avatar_url=item.get("avatar") or None, gender=GENDERS.get(as_int(item.get("gender")), Gender.UNKNOWN),
-            follow_state=FollowState.FOLLOWING,
-        )
+        return hub.Page(items=page, next_cursor=f"{following}:{seen}", notes=notes)
 
     # -- private messages ---------------------------------------------------------------------
-
-    def _message_content(self, message: Message) -> dict[str, Any]:
-        body = message.body
-        if message.content_type is ContentType.TEXT and body.get("text"):
-            return {"msg_type": 1, "text": {"text": str(body["text"])}}
-        if message.content_type is ContentType.IMAGE and body.get("media_id"):
-            return {"msg_type": 2, "image": {"media_id": str(body["media_id"])}}
-        if message.content_type is ContentType.CARD and body.get("card_template_id"):
-            card = {k: body[k] for k in ("card_template_id", "app_id", "path", "schema", "query") if k in body}
-            return {"msg_type": 10, "applet_card": card}
-        if message.content_type is ContentType.CARD and body.get("card_id"):
-            return {"msg_type": 8, "retain_consult_card": {"card_id": str(body["card_id"])}}
-        raise ValueError("Douyin sends text (body.text), image (body.media_id) or card (body.card_id, "
-                         "or body.card_template_id for a mini-program card) messages")
 
     def _refusal(self, message: Message) -> str | None:
         """Why the message cannot be sent as a reply, checked before calling Douyin."""
@@ -173,7 +141,7 @@ class DouyinAdapter(hub.Adapter):
         refusal = self._refusal(message)
         if refusal is None:
             try:
-                content = self._message_content(message)
+                content = message_content(message)
             except ValueError as exc:
                 refusal = str(exc)
         if refusal is not None:
@@ -197,11 +165,6 @@ class DouyinAdapter(hub.Adapter):
             return httpx.USE_CLIENT_DEFAULT
         return self.credential("client")
 
-    def _member(self, card: MemberCard, now: int) -> dict[str, Any]:
-        level = min(10, max(1, card.level + self.config.level_offset))
-        return {"open_id": card.card_no, "points_amount_cent": card.balance * 100, "user_level": level,
-                "update_time": now}
-
     async def update_members(self, account: Account, cards: Sequence[MemberCard]) -> list[hub.PushResult]:
         """Push absolute balances and levels in batches of at most five; one result per card.
 
@@ -224,7 +187,8 @@ class DouyinAdapter(hub.Adapter):
         for start in range(0, len(sendable), MEMBER_BATCH):
             batch = sendable[start:start + MEMBER_BATCH]
             now = int(time.time())
-            body = {"account_id": merchant, "members": [self._member(card, now) for _, card in batch]}
+            members = [member_update(card, level_offset=self.config.level_offset, now=now) for _, card in batch]
+            body = {"account_id": merchant, "members": members}
             response = await self.client.post(self.config.member_update_path, json=body,
                                               auth=self._member_auth())
             reference = (response_json(response, platform=self.platform).get("extra") or {}).get("logid")

@@ -1,21 +1,33 @@
-"""Douyin tokens: the enterprise account's user token (refreshed and renewed) and the app token.
+"""Douyin tokens: the enterprise account's user token (refreshed, its refresh token renewed) and
+the app's ``client_token`` (a second credential).
 
 User token (``act.…``), seeded from what an operator configured after authorising the app:
 
 * ``POST /oauth/refresh_token/`` (form ``client_key``, ``grant_type=refresh_token``,
-  ``refresh_token``) gives a new access token for 15 days; the refresh token's expiry does not move.
-* ``POST /oauth/renew_refresh_token/`` (form ``client_key``, ``refresh_token``) gives a new
-  refresh token for 30 days and kills the old one.  Douyin allows **5** renewals; after that the
-  business user must authorise the app again.
+  ``refresh_token``) gives a new access token for 15 days and the refresh token's remaining life
+  (``refresh_expires_in``, stored as ``Token.refresh_expires_at``); that expiry does not move.
+* ``POST /oauth/renew_refresh_token/`` (form ``client_key``, ``refresh_token``; the app needs the
+  ``renew_refresh_token`` scope) gives a new refresh token for 30 days and kills the old one.
+  Douyin allows **5** renewals; after that the business user must authorise the app again.
 
-The hub's :class:`hub.platform.auth.TokenAuth` refreshes the access token; this module adds the renewal
-step in front of it: when the refresh token would die within ``renew_within_days`` and renewals
-are left, it is renewed first, and the count of renewals is kept in ``Token.extra["renewals"]``
-(persisted with every rotation).  A warning is logged once few renewals remain, naming the date
-by which the operator must re-authorise.
+The hub's :class:`hub.TokenAuth` refreshes the access token; :class:`DouyinAuth` adds the renewal
+step in front of it, under this policy:
+
+* a renewal is spent only when the refresh token's expiry is known and less than
+  ``renew_within_days`` away, and renewals are left (counted in ``Token.extra["renewals"]``,
+  persisted with every rotation); an unknown expiry is never renewed "to learn it": the next
+  refresh answer tells it;
+* a refused renewal (10004: the app lacks the ``renew_refresh_token`` scope; HTTP 404; any other
+  refusal that retrying cannot cure) is a warning naming the date by which the business user must
+  authorise the app again; the sync goes on with the current refresh token, and the renewal is not
+  tried again for :data:`RENEWAL_RETRY_AFTER` (``Token.extra["renewal_refused_at"]``).  10020
+  (renewals used up) sets the count to the limit; 10010 (the refresh token is dead) and faults
+  that retrying may cure (busy, 5xx, throttling) are raised;
+* a warning is logged once few renewals remain (``warn_renewals_left``).
 
 App token (``clt.…``, for the 来客 member APIs): ``POST /oauth/client_token/`` with a JSON body
-``{client_key, client_secret, grant_type: "client_credential"}``, valid 2 hours.
+``{client_key, client_secret, grant_type: "client_credential"}``, valid 2 hours.  It is the
+adapter's second credential ``"client"`` (stored under ``"<account_id>#client"``).
 """
 
 from __future__ import annotations
@@ -30,14 +42,11 @@ import httpx
 
 import hub
 from hub import Token, TokenAuth, check_response, expires_in, response_json
-from plugins.douyin.wire import as_int
+from plugins.douyin.wire import REFRESH_TOKEN_EXPIRED, RENEWAL_LIMIT, RENEWAL_LIMIT_REACHED, as_int
 
-__all__ = ["RENEWAL_LIMIT", "ClientTokenAuth", "DouyinAuth", "renewals_left"]
+__all__ = ["RENEWAL_RETRY_AFTER", "ClientTokenAuth", "DouyinAuth", "reauthorise_by", "renewals_left"]
 
 log = logging.getLogger("siyu.douyin")
-
-RENEWAL_LIMIT = 5
-"""How many times Douyin lets a refresh token be renewed before re-authorisation."""
 
 RENEWAL_RETRY_AFTER = timedelta(days=1)
 """After a refused renewal, the next attempt waits this long (a refusal is not retried per request)."""
@@ -49,6 +58,13 @@ def renewals_left(token: Token | None) -> int:
     """How many refresh-token renewals ``token`` has left."""
     used = int((token.extra if token else {}).get("renewals", 0))
     return max(0, RENEWAL_LIMIT - used)
+
+
+def reauthorise_by(token: Token) -> str:
+    """The date (UTC) by which the business user must authorise the app again, for a log line."""
+    if token.refresh_expires_at is None:
+        return "an unknown date"
+    return token.refresh_expires_at.astimezone(UTC).date().isoformat()
 
 
 def _seed(refresh_token: str) -> str:
@@ -166,22 +182,27 @@ class DouyinAuth(TokenAuth):
         return renewed
 
     def renewal_refused(self, error: hub.PlatformError, token: Token) -> Token:
-        """A refused renewal (no ``renew_refresh_token`` scope, an endpoint that answers 404, …)
-        is a warning while the refresh token still works: the sync goes on, and the warning names
-        the date by which the business user must authorise the app again."""
-        if error.retryable:
+        """A refused renewal is a warning while the refresh token still works (see the module
+        docstring): the sync goes on, the warning names the date by which the business user must
+        authorise the app again, and no renewal is tried for :data:`RENEWAL_RETRY_AFTER`."""
+        if error.retryable or error.code == REFRESH_TOKEN_EXPIRED:
             raise error
-        until = token.refresh_expires_at.date().isoformat() if token.refresh_expires_at else "an unknown date"
-        log.warning("douyin %s: renewing the refresh token was refused (%s); the current one still works "
-                    "until %s, by when the business user must authorise the app again", self.account_id,
-                    error, until)
-        return replace(token, extra={**token.extra, "renewal_refused_at": datetime.now(UTC).isoformat()})
+        now = datetime.now(UTC)
+        if error.code == RENEWAL_LIMIT_REACHED:  # Douyin counted more renewals than we did
+            exhausted = replace(token, extra={**token.extra, "renewals": RENEWAL_LIMIT})
+            self._warn_if_running_out(exhausted)
+            return exhausted
+        log.warning("douyin %s: the refresh token could not be renewed (%s); it still works until %s, by when "
+                    "the business user must authorise the app again (next renewal attempt after %s)",
+                    self.account_id, error, reauthorise_by(token),
+                    (now + RENEWAL_RETRY_AFTER).isoformat(timespec="minutes"))
+        return replace(token, extra={**token.extra, "renewal_refused_at": now.isoformat()})
 
     def _warn_if_running_out(self, token: Token) -> None:
         left = renewals_left(token)
         if left > self.adapter.config.warn_renewals_left:
             return
-        until = token.refresh_expires_at.date().isoformat() if token.refresh_expires_at else "an unknown date"
+        until = reauthorise_by(token)
         if left == 0:
             log.warning("douyin %s: no refresh-token renewals left; the business user must authorise the app "
                         "again before %s", self.account_id, until)
@@ -205,8 +226,8 @@ class ClientTokenAuth(TokenAuth):
         try:
             self.check(response)
         except hub.PlatformConfigError as exc:
-            if exc.code == 10020:  # for client_token, 10020 means more than 500 calls in 5 minutes
-                raise hub.RateLimited("client_token requested too often", retry_after=300.0, code=10020,
+            if exc.code == RENEWAL_LIMIT_REACHED:  # for client_token: more than 500 calls in 5 minutes
+                raise hub.RateLimited("client_token requested too often", retry_after=300.0, code=exc.code,
                                       platform="douyin", account_id=self.account_id) from None
             raise
 

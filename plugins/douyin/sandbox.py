@@ -1,10 +1,12 @@
 """The Douyin sandbox: an ASGI app speaking the parts of 抖音开放平台 the hub uses.
 
 It is written from the platform's documentation, independently of the adapter, so that the two
-cannot share one mistake (tests also pin the adapter to the documented facts).
+cannot share one mistake (tests also pin the adapter to the documented facts); it shares with the
+plugin only the signature primitive (:func:`plugins.douyin.wire.sign_body`).
 
 Protocol
-    ``POST /oauth/refresh_token/`` (form) → a new ``act.`` token; the refresh token's expiry stays.
+    ``POST /oauth/refresh_token/`` (form) → a new ``act.`` token and the grant's
+    ``refresh_expires_in``; the refresh token's expiry stays.
     ``POST /oauth/renew_refresh_token/`` (form) → a new ``rft.`` token for ``refresh_ttl``; the old
     one dies; the sixth renewal of a grant answers 10020.  An unknown or expired refresh token
     answers 10010.  ``POST /oauth/client_token/`` (JSON) → a ``clt.`` token; the two newest live.
@@ -15,6 +17,11 @@ Protocol
     Answers are ``{"data": {…, "error_code", "description"}, "extra": {…}}``, with codes and
     lifetimes sent as strings (as Douyin sometimes does).  An expired user token answers 28001008,
     an unknown one 2190002, a burst over ``limit_per_second`` 28003018, a fault 28001005.
+
+Faults on demand (:class:`Faults`, ``POST /_admin/faults``): ``limit_per_second``, ``busy`` (a
+share of calls), ``refuse_messages``, and ``refuse_renewal``: ``"scope"`` answers a renewal with
+10004 权限不足 (an app without the ``renew_refresh_token`` scope), ``"404"`` with HTTP 404 (an
+endpoint that is not there).
 
 Admin (not Douyin): ``POST /_admin/faults``, ``POST /_admin/clock`` (``{"advance": seconds}``),
 ``GET /_admin/stats``, ``/_admin/members``, ``/_admin/messages``, ``/_admin/grants``, and
@@ -36,22 +43,46 @@ from urllib.parse import parse_qs
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-CLIENT_KEY = "awsandbox000001"
-CLIENT_SECRET = "sandbox-client-secret-0123456789"
-OPEN_ID = "ent-0000-open-id"
-LIFE_ACCOUNT_ID = "7000000000000001"
+import hub
+from plugins.douyin.sandbox_data import CLIENT_KEY, CLIENT_SECRET, LIFE_ACCOUNT_ID, OPEN_ID, fan, message_content
+from plugins.douyin.wire import sign_body
+
+__all__ = [
+    "CLIENT_KEY",
+    "CLIENT_SECRET",
+    "LIFE_ACCOUNT_ID",
+    "OPEN_ID",
+    "Faults",
+    "account_settings",
+    "event_body",
+    "make_app",
+    "make_sandbox",
+    "sample_message",
+    "signed_headers",
+]
+
 LIST_CAP = 5000
 DAY = 86400.0
+RENEWALS = 5
+REFUSALS = ("", "scope", "404")
 
 
 @dataclass
 class Faults:
+    """Faults on demand; ``POST /_admin/faults`` replaces them all."""
+
     limit_per_second: int = 0
     busy: float = 0.0
     refuse_messages: bool = False
+    refuse_renewal: str = ""
+    """``""``: renew; ``"scope"``: answer 10004 (no ``renew_refresh_token`` scope); ``"404"``: HTTP 404."""
+
+    def __post_init__(self) -> None:
+        if self.refuse_renewal not in REFUSALS:
+            raise ValueError(f"refuse_renewal is one of {', '.join(map(repr, REFUSALS))}")
 
 
 @dataclass
@@ -62,6 +93,8 @@ class Grant:
 
 @dataclass
 class State:
+    """Everything one sandbox knows: tokens, grants, what it received, its clock and faults."""
+
     fans: int
     seed: int
     faults: Faults
@@ -76,6 +109,7 @@ class State:
     messages: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
     recent: list[float] = field(default_factory=list)
+    rng: random.Random = field(default_factory=random.Random)
 
     def now(self) -> float:
         return time.time() + self.offset
@@ -83,13 +117,39 @@ class State:
     def count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
 
+    def throttled(self) -> Response | None:
+        """The frequency-limit or busy answer due now, if any."""
+        if self.faults.limit_per_second:
+            now = time.monotonic()
+            self.recent = [t for t in self.recent if now - t < 1.0]
+            if len(self.recent) >= self.faults.limit_per_second:
+                self.count("rate_limited")
+                return _failure(28003018, "请求频率过高")
+            self.recent.append(now)
+        if self.faults.busy and self.rng.random() < self.faults.busy:
+            self.count("busy")
+            return _failure(28001005, "系统繁忙,此时请开发者稍候再试")
+        return None
 
-def fan(seed: int, i: int) -> dict[str, Any]:
-    """The ``i``-th fan of the population (deterministic in ``seed``)."""
-    return {"open_id": f"fan-{seed}-{i:06d}", "union_id": f"union-{seed}-{i:06d}" if i % 2 == 0 else "",
-            "nickname": f"抖音用户{i}", "avatar": f"https://example.invalid/a/{i}.jpeg",
-            "city": "上海", "province": "上海", "country": "中国", "gender": i % 3}
+    def user_token(self, request: Request) -> Response | None:
+        """The refusal of a user-token call (unknown, expired, another open_id, throttled), if any."""
+        expiry = self.access.get(request.headers.get("access-token", ""))
+        if expiry is None:
+            self.count("token_unknown")
+            return _failure(2190002, "access_token无效")
+        if expiry <= self.now():
+            self.count("token_expired")
+            return _failure(28001008, "access_token过期,请刷新或重新授权")
+        if request.query_params.get("open_id") != OPEN_ID:
+            return _failure(28001015, "请求参数 access_token 和 openId不匹配")
+        return self.throttled()
 
+    def client_token(self, request: Request) -> bool:
+        token = request.headers.get("access-token", "")
+        return any(t == token and expiry > self.now() for t, expiry in self.clients)
+
+
+# -- envelopes ---------------------------------------------------------------------------------
 
 def _failure(code: int, description: str) -> JSONResponse:
     return JSONResponse({"data": {"error_code": code, "description": description},
@@ -112,188 +172,219 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
 
 
+def _state(request: Request) -> State:
+    return request.app.state.douyin  # type: ignore[no-any-return]
+
+
+# -- OAuth -------------------------------------------------------------------------------------
+
+async def refresh_token(request: Request) -> Response:
+    state, form = _state(request), await _form(request)
+    state.count("refresh_requests")
+    if form.get("client_key") != CLIENT_KEY or form.get("grant_type") != "refresh_token":
+        return _oauth({}, 10002, "参数错误")
+    grant = state.grants.get(form.get("refresh_token", ""))
+    if grant is None or grant.expires <= state.now():
+        return _oauth({}, 10010, "refresh_token过期")
+    token = f"act.{secrets.token_hex(12)}"
+    state.access[token] = state.now() + state.access_ttl
+    return _oauth({"access_token": token, "expires_in": str(int(state.access_ttl)), "open_id": OPEN_ID,
+                   "refresh_expires_in": str(int(grant.expires - state.now())),
+                   "refresh_token": form["refresh_token"], "scope": "fans.list,im.direct_message"})
+
+
+async def renew_refresh_token(request: Request) -> Response:
+    state, form = _state(request), await _form(request)
+    state.count("renew_requests")
+    if state.faults.refuse_renewal == "404":
+        return PlainTextResponse("404 page not found", status_code=404)
+    if form.get("client_key") != CLIENT_KEY:
+        return _oauth({}, 10003, "client_key不存在")
+    if state.faults.refuse_renewal == "scope":
+        return _oauth({}, 10004, "权限不足")
+    old = form.get("refresh_token", "")
+    grant = state.grants.get(old)
+    if grant is None or grant.expires <= state.now():
+        return _oauth({}, 10010, "refresh_token过期")
+    if grant.renewals >= RENEWALS:
+        return _oauth({}, 10020, "超过刷新次数限制")
+    del state.grants[old]
+    new = f"rft.{secrets.token_hex(12)}"
+    state.grants[new] = Grant(state.now() + state.refresh_ttl, grant.renewals + 1)
+    return _oauth({"refresh_token": new, "expires_in": str(int(state.refresh_ttl))})
+
+
+async def client_token(request: Request) -> Response:
+    state, body = _state(request), json.loads(await request.body() or b"{}")
+    state.count("client_token_requests")
+    if body.get("client_key") != CLIENT_KEY or body.get("client_secret") != CLIENT_SECRET:
+        return _oauth({}, 10013, "client_key或client_secret错误")
+    if body.get("grant_type") != "client_credential":
+        return _oauth({}, 10002, "参数错误")
+    token = f"clt.{secrets.token_hex(12)}"
+    state.clients = [*state.clients[-1:], (token, state.now() + 7200)]
+    return _oauth({"access_token": token, "expires_in": 7200})
+
+
+# -- OpenAPI -----------------------------------------------------------------------------------
+
+async def fans_list(request: Request) -> Response:
+    state = _state(request)
+    state.count("fans_requests")
+    denied = state.user_token(request)
+    if denied is not None:
+        return denied
+    try:
+        cursor = int(request.query_params.get("cursor") or 0)
+        count = int(request.query_params["count"])
+    except (KeyError, ValueError):
+        return _failure(28001007, "参数不合法")
+    if cursor < 0 or count < 1:
+        return _failure(28001007, "参数不合法")
+    visible = min(state.fans, LIST_CAP)
+    end = min(visible, cursor + count)
+    state.count("fans_pages")
+    return _ok({"list": [fan(state.seed, i) for i in range(cursor, end)], "total": state.fans,
+                "cursor": end, "has_more": end < visible})
+
+
+async def send_message(request: Request) -> Response:
+    state = _state(request)
+    state.count("message_requests")
+    denied = state.user_token(request)
+    if denied is not None:
+        return denied
+    body = json.loads(await request.body())
+    content = body.get("content") or {}
+    scene = body.get("scene") or "im_reply_msg"
+    if (state.faults.refuse_messages or not body.get("to_user_id") or not body.get("conversation_id")
+            or content.get("msg_type") not in (1, 2, 3, 8, 9, 10, 11, 12)
+            or (scene == "im_reply_msg" and not body.get("msg_id"))):
+        return _failure(28001007, "参数不合法")
+    msg_id = f"sent-{len(state.messages) + 1}"
+    state.messages.append({**body, "open_id": request.query_params["open_id"], "server_msg_id": msg_id})
+    return _ok({}, msg_id=msg_id)
+
+
+def _valid_member(m: Any) -> bool:
+    return (isinstance(m, dict) and bool(m.get("open_id")) and isinstance(m.get("points_amount_cent"), int)
+            and isinstance(m.get("update_time"), int) and 1 <= int(m.get("user_level", 0)) <= 10)
+
+
+async def member_update(request: Request) -> Response:
+    state = _state(request)
+    state.count("member_requests")
+    if not state.client_token(request):
+        return _failure(28001008, "access_token过期,请刷新或重新授权")
+    denied = state.throttled()
+    if denied is not None:
+        return denied
+    body = json.loads(await request.body())
+    members = body.get("members")
+    if (body.get("account_id") != LIFE_ACCOUNT_ID or not isinstance(members, list) or not 1 <= len(members) <= 5
+            or not all(_valid_member(m) for m in members)):
+        return _failure(28001007, "参数不合法")
+    for m in members:
+        state.members[m["open_id"]] = {"points_amount_cent": m["points_amount_cent"], "user_level": m["user_level"]}
+        state.member_updates.append(m)
+    return _ok({})
+
+
+# -- admin -------------------------------------------------------------------------------------
+
+async def admin_faults(request: Request) -> Response:
+    state = _state(request)
+    try:
+        state.faults = Faults(**json.loads(await request.body()))
+    except (TypeError, ValueError) as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse(asdict(state.faults))
+
+
+async def admin_clock(request: Request) -> Response:
+    state = _state(request)
+    state.offset += float(json.loads(await request.body()).get("advance", 0))
+    return JSONResponse({"offset": state.offset})
+
+
+async def admin_deliver(request: Request) -> Response:
+    state, order = _state(request), json.loads(await request.body())
+    body = event_body(order["event"], order.get("content") or {}, from_user_id=order.get("from_user_id", ""),
+                      to_user_id=order.get("to_user_id", OPEN_ID))
+    headers = signed_headers(body, msg_id=order.get("msg_id") or secrets.token_hex(16))
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        answer = await client.post(order["url"], content=body, headers=headers)
+    state.count("deliveries")
+    return JSONResponse({"status": answer.status_code, "body": answer.text, "msg_id": headers["Msg-Id"]})
+
+
+async def admin_verify(request: Request) -> Response:
+    state, order = _state(request), json.loads(await request.body())
+    challenge = int(order.get("challenge", state.rng.randrange(10**5, 10**6)))
+    body = json.dumps({"event": "verify_webhook", "client_key": "", "content": {"challenge": challenge}}).encode()
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        answer = await client.post(order["url"], content=body, headers=signed_headers(body, msg_id=None))
+    try:
+        echoed = answer.json() == {"challenge": challenge}
+    except ValueError:
+        echoed = False
+    return JSONResponse({"ok": answer.status_code == 200 and echoed, "status": answer.status_code})
+
+
+async def admin_stats(request: Request) -> Response:
+    return JSONResponse(_state(request).stats)
+
+
+async def admin_members(request: Request) -> Response:
+    state = _state(request)
+    return JSONResponse({"members": state.members, "updates": state.member_updates})
+
+
+async def admin_messages(request: Request) -> Response:
+    return JSONResponse(_state(request).messages)
+
+
+async def admin_grants(request: Request) -> Response:
+    return JSONResponse({t[:8]: asdict(g) for t, g in _state(request).grants.items()})
+
+
+ROUTES = [
+    Route("/oauth/refresh_token/", refresh_token, methods=["POST"]),
+    Route("/oauth/renew_refresh_token/", renew_refresh_token, methods=["POST"]),
+    Route("/oauth/client_token/", client_token, methods=["POST"]),
+    Route("/fans/list/", fans_list),
+    Route("/im/send/msg/", send_message, methods=["POST"]),
+    Route("/goodlife/v1/member/user/update/", member_update, methods=["POST"]),
+    Route("/_admin/faults", admin_faults, methods=["POST"]),
+    Route("/_admin/clock", admin_clock, methods=["POST"]),
+    Route("/_admin/deliver", admin_deliver, methods=["POST"]),
+    Route("/_admin/verify", admin_verify, methods=["POST"]),
+    Route("/_admin/stats", admin_stats),
+    Route("/_admin/members", admin_members),
+    Route("/_admin/messages", admin_messages),
+    Route("/_admin/grants", admin_grants),
+]
+
+
 def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None, access_ttl: float = 15 * DAY,
              refresh_ttl: float = 30 * DAY) -> Starlette:
-    """The sandbox app, with the tokens :func:`account_settings` hands the hub already issued."""
-    state = State(fans, seed, faults or Faults(), access_ttl, refresh_ttl)
+    """The sandbox app, with the tokens :func:`account_settings` hands the hub already issued.
+
+    :param fans: how many fans the account has (the list shows at most 5,000).
+    :param seed: makes the population and the pre-issued tokens (``act.sandbox-<seed>``).
+    :param faults: faults from the start (:class:`Faults`).
+    :param access_ttl: lifetime of an access token, seconds (Douyin: 15 days).
+    :param refresh_ttl: lifetime of a refresh token, the pre-issued one included (Douyin: 30 days).
+    """
+    state = State(fans, seed, faults or Faults(), access_ttl, refresh_ttl, rng=random.Random(seed))
     state.access[f"act.sandbox-{seed}"] = state.now() + access_ttl
     state.grants[f"rft.sandbox-{seed}"] = Grant(state.now() + refresh_ttl)
-    rng = random.Random(seed)
+    app = Starlette(routes=ROUTES)
+    app.state.douyin = state
+    return app
 
-    def throttled() -> Response | None:
-        if state.faults.limit_per_second:
-            now = time.monotonic()
-            state.recent = [t for t in state.recent if now - t < 1.0]
-            if len(state.recent) >= state.faults.limit_per_second:
-                state.count("rate_limited")
-                return _failure(28003018, "请求频率过高")
-            state.recent.append(now)
-        if state.faults.busy and rng.random() < state.faults.busy:
-            state.count("busy")
-            return _failure(28001005, "系统繁忙,此时请开发者稍候再试")
-        return None
 
-    def user_token(request: Request) -> Response | None:
-        expiry = state.access.get(request.headers.get("access-token", ""))
-        if expiry is None:
-            state.count("token_unknown")
-            return _failure(2190002, "access_token无效")
-        if expiry <= state.now():
-            state.count("token_expired")
-            return _failure(28001008, "access_token过期,请刷新或重新授权")
-        if request.query_params.get("open_id") != OPEN_ID:
-            return _failure(28001015, "请求参数 access_token 和 openId不匹配")
-        return throttled()
-
-    async def refresh_token(request: Request) -> Response:
-        form = await _form(request)
-        state.count("refresh_requests")
-        if form.get("client_key") != CLIENT_KEY or form.get("grant_type") != "refresh_token":
-            return _oauth({}, 10002, "参数错误")
-        grant = state.grants.get(form.get("refresh_token", ""))
-        if grant is None or grant.expires <= state.now():
-            return _oauth({}, 10010, "refresh_token过期")
-        token = f"act.{secrets.token_hex(12)}"
-        state.access[token] = state.now() + state.access_ttl
-        return _oauth({"access_token": token, "expires_in": str(int(state.access_ttl)), "open_id": OPEN_ID,
-                       "refresh_expires_in": str(int(grant.expires - state.now())),
-                       "refresh_token": form["refresh_token"], "scope": "fans.list,im.direct_message"})
-
-    async def renew_refresh_token(request: Request) -> Response:
-        form = await _form(request)
-        state.count("renew_requests")
-        old = form.get("refresh_token", "")
-        grant = state.grants.get(old)
-        if form.get("client_key") != CLIENT_KEY:
-            return _oauth({}, 10003, "client_key不存在")
-        if grant is None or grant.expires <= state.now():
-            return _oauth({}, 10010, "refresh_token过期")
-        if grant.renewals >= 5:
-            return _oauth({}, 10020, "超过刷新次数限制")
-        del state.grants[old]
-        new = f"rft.{secrets.token_hex(12)}"
-        state.grants[new] = Grant(state.now() + state.refresh_ttl, grant.renewals + 1)
-        return _oauth({"refresh_token": new, "expires_in": str(int(state.refresh_ttl))})
-
-    async def client_token(request: Request) -> Response:
-        body = json.loads(await request.body() or b"{}")
-        state.count("client_token_requests")
-        if body.get("client_key") != CLIENT_KEY or body.get("client_secret") != CLIENT_SECRET:
-            return _oauth({}, 10013, "client_key或client_secret错误")
-        if body.get("grant_type") != "client_credential":
-            return _oauth({}, 10002, "参数错误")
-        token = f"clt.{secrets.token_hex(12)}"
-        state.clients = [*state.clients[-1:], (token, state.now() + 7200)]
-        return _oauth({"access_token": token, "expires_in": 7200})
-
-    async def fans_list(request: Request) -> Response:
-        state.count("fans_requests")
-        denied = user_token(request)
-        if denied is not None:
-            return denied
-        try:
-            cursor = int(request.query_params.get("cursor") or 0)
-            count = int(request.query_params["count"])
-        except (KeyError, ValueError):
-            return _failure(28001007, "参数不合法")
-        if cursor < 0 or count < 1:
-            return _failure(28001007, "参数不合法")
-        visible = min(state.fans, LIST_CAP)
-        end = min(visible, cursor + count)
-        state.count("fans_pages")
-        return _ok({"list": [fan(state.seed, i) for i in range(cursor, end)], "total": state.fans,
-                    "cursor": end, "has_more": end < visible})
-
-    async def send_message(request: Request) -> Response:
-        state.count("message_requests")
-        denied = user_token(request)
-        if denied is not None:
-            return denied
-        body = json.loads(await request.body())
-        content = body.get("content") or {}
-        scene = body.get("scene") or "im_reply_msg"
-        if (state.faults.refuse_messages or not body.get("to_user_id") or not body.get("conversation_id")
-                or content.get("msg_type") not in (1, 2, 3, 8, 9, 10, 11, 12)
-                or (scene == "im_reply_msg" and not body.get("msg_id"))):
-            return _failure(28001007, "参数不合法")
-        msg_id = f"sent-{len(state.messages) + 1}"
-        state.messages.append({**body, "open_id": request.query_params["open_id"], "server_msg_id": msg_id})
-        return _ok({}, msg_id=msg_id)
-
-    async def member_update(request: Request) -> Response:
-        state.count("member_requests")
-        token = request.headers.get("access-token", "")
-        if not any(t == token and exp > state.now() for t, exp in state.clients):
-            return _failure(28001008, "access_token过期,请刷新或重新授权")
-        denied = throttled()
-        if denied is not None:
-            return denied
-        body = json.loads(await request.body())
-        members = body.get("members")
-        if body.get("account_id") != LIFE_ACCOUNT_ID or not isinstance(members, list) or not 1 <= len(members) <= 5:
-            return _failure(28001007, "参数不合法")
-        for m in members:
-            if (not m.get("open_id") or not isinstance(m.get("points_amount_cent"), int)
-                    or not isinstance(m.get("update_time"), int) or not 1 <= int(m.get("user_level", 0)) <= 10):
-                return _failure(28001007, "参数不合法")
-        for m in members:
-            state.members[m["open_id"]] = {"points_amount_cent": m["points_amount_cent"],
-                                           "user_level": m["user_level"]}
-            state.member_updates.append(m)
-        return _ok({})
-
-    async def admin_faults(request: Request) -> Response:
-        state.faults = Faults(**json.loads(await request.body()))
-        return JSONResponse(asdict(state.faults))
-
-    async def admin_clock(request: Request) -> Response:
-        state.offset += float(json.loads(await request.body()).get("advance", 0))
-        return JSONResponse({"offset": state.offset})
-
-    async def admin_deliver(request: Request) -> Response:
-        order = json.loads(await request.body())
-        body = event_body(order["event"], order.get("content") or {}, from_user_id=order.get("from_user_id", ""),
-                          to_user_id=order.get("to_user_id", OPEN_ID))
-        headers = signed_headers(body, msg_id=order.get("msg_id") or secrets.token_hex(16))
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            answer = await client.post(order["url"], content=body, headers=headers)
-        state.count("deliveries")
-        return JSONResponse({"status": answer.status_code, "body": answer.text, "msg_id": headers["Msg-Id"]})
-
-    async def admin_verify(request: Request) -> Response:
-        order = json.loads(await request.body())
-        challenge = int(order.get("challenge", rng.randrange(10**5, 10**6)))
-        body = json.dumps({"event": "verify_webhook", "client_key": "", "content": {"challenge": challenge}}).encode()
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            answer = await client.post(order["url"], content=body, headers=signed_headers(body, msg_id=None))
-        try:
-            echoed = answer.json() == {"challenge": challenge}
-        except ValueError:
-            echoed = False
-        return JSONResponse({"ok": answer.status_code == 200 and echoed, "status": answer.status_code})
-
-    def show(value: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            return JSONResponse(value() if callable(value) else value)
-        return endpoint
-
-    return Starlette(routes=[
-        Route("/oauth/refresh_token/", refresh_token, methods=["POST"]),
-        Route("/oauth/renew_refresh_token/", renew_refresh_token, methods=["POST"]),
-        Route("/oauth/client_token/", client_token, methods=["POST"]),
-        Route("/fans/list/", fans_list),
-        Route("/im/send/msg/", send_message, methods=["POST"]),
-        Route("/goodlife/v1/member/user/update/", member_update, methods=["POST"]),
-        Route("/_admin/faults", admin_faults, methods=["POST"]),
-        Route("/_admin/clock", admin_clock, methods=["POST"]),
-        Route("/_admin/deliver", admin_deliver, methods=["POST"]),
-        Route("/_admin/verify", admin_verify, methods=["POST"]),
-        Route("/_admin/stats", show(lambda: state.stats)),
-        Route("/_admin/members", show(lambda: {"members": state.members, "updates": state.member_updates})),
-        Route("/_admin/messages", show(lambda: state.messages)),
-        Route("/_admin/grants", show(lambda: {t[:8]: asdict(g) for t, g in state.grants.items()})),
-    ])
-
+# -- callbacks and the hub's account -----------------------------------------------------------
 
 def event_body(event: str, content: dict[str, Any], *, from_user_id: str, to_user_id: str = OPEN_ID) -> bytes:
     """A callback body as Douyin sends it: ``content`` as a JSON *string* inside the envelope."""
@@ -304,9 +395,7 @@ def event_body(event: str, content: dict[str, Any], *, from_user_id: str, to_use
 
 def signed_headers(body: bytes, *, msg_id: str | None, secret: str = CLIENT_SECRET) -> dict[str, str]:
     """The headers of a delivery: ``X-Douyin-Signature`` (SHA-1 of secret then body) and ``Msg-Id``."""
-    import hashlib
-
-    headers = {"Content-Type": "application/json", "X-Douyin-Signature": hashlib.sha1(secret.encode() + body).hexdigest()}
+    headers = {"Content-Type": "application/json", "X-Douyin-Signature": sign_body(secret, body)}
     if msg_id is not None:
         headers["Msg-Id"] = msg_id
     return headers
@@ -315,17 +404,13 @@ def signed_headers(body: bytes, *, msg_id: str | None, secret: str = CLIENT_SECR
 _sample_ids = itertools.count(1)
 
 
-def sample_message(fan_open_id: str = "fan-0-000001", text: str = "你好") -> Any:
+def sample_message(fan_open_id: str = "fan-0-000001", text: str = "你好") -> hub.WebhookRequest:
     """A signed ``im_receive_msg`` from ``fan_open_id``, with fresh message ids."""
-    from hub import WebhookRequest
-
     n = next(_sample_ids)
-    content = {"conversation_short_id": f"conv-{fan_open_id}", "server_message_id": f"srv-{n}-{secrets.token_hex(4)}",
-               "conversation_type": 1, "message_type": "text", "text": text, "create_time": 1_700_000_000_000 + n,
-               "user_infos": [{"open_id": fan_open_id, "nick_name": "粉丝", "avatar": "https://example.invalid/f.jpeg"}]}
-    body = event_body("im_receive_msg", content, from_user_id=fan_open_id)
-    return WebhookRequest(method="POST", path="/", query={}, headers=signed_headers(body, msg_id=f"msg-{n}-{secrets.token_hex(6)}"),
-                          body=body)
+    body = event_body("im_receive_msg", message_content(fan_open_id, n, text, secrets.token_hex(4)),
+                      from_user_id=fan_open_id)
+    return hub.WebhookRequest(method="POST", path="/", query={},
+                              headers=signed_headers(body, msg_id=f"msg-{n}-{secrets.token_hex(6)}"), body=body)
 
 
 def account_settings(base_url: str, account_id: str = "ent", seed: int = 0) -> dict[str, Any]:
@@ -335,9 +420,7 @@ def account_settings(base_url: str, account_id: str = "ent", seed: int = 0) -> d
             "refresh_token": f"rft.sandbox-{seed}", "life_account_id": LIFE_ACCOUNT_ID}
 
 
-def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
+def make_sandbox(seed: int, fans: int, base_url: str) -> hub.SandboxSpec:
     """The ``siyu sandbox douyin`` factory."""
-    from hub import SandboxSpec
-
-    return SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url, seed=seed),
-                       sample_webhook=lambda: sample_message(f"fan-{seed}-000001"))
+    return hub.SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url, seed=seed),
+                           sample_webhook=lambda: sample_message(f"fan-{seed}-000001"))

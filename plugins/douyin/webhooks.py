@@ -1,4 +1,5 @@
-"""Douyin callbacks: verify the signature on the raw bytes, then turn events into canonical records.
+"""Douyin callbacks: verify the signature on the raw bytes, parse the envelope, dispatch each event
+to its mapping in :mod:`plugins.douyin.mapping`.
 
 One URL receives every event of the app; the ``event`` field says which.  The envelope is
 ``{event, from_user_id, to_user_id, client_key, content, log_id}`` and ``content`` is usually a
@@ -25,32 +26,31 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 import hub
-from plugins.douyin.wire import MSG_ID_HEADER, SIGNATURE_HEADER, as_int, signature_matches
-from schemas import (
-    Account,
-    AccountStatus,
-    CardStatus,
-    ContentType,
-    Direction,
-    Fan,
-    FollowState,
-    Message,
-    from_epoch_millis,
-    from_epoch_seconds,
-)
+from plugins.douyin import mapping
+from plugins.douyin.wire import MSG_ID_HEADER, SIGNATURE_HEADER, signature_matches
+from schemas import Account
 
-__all__ = ["parse_callback", "verify_signature"]
+__all__ = ["EVENTS", "PRIVATE_FIELDS", "parse_callback", "verify_signature"]
 
 log = logging.getLogger("siyu.douyin")
 
-MESSAGE_TYPES = {"text": ContentType.TEXT, "image": ContentType.IMAGE, "video": ContentType.VIDEO}
 PRIVATE_FIELDS = ("mobile", "new_mobile", "old_mobile", "phone")
+"""Removed from an event's content before it is kept as ``WebhookResult.raw``."""
+
+EVENTS: dict[str, Callable[..., list[Any]]] = {
+    "im_receive_msg": mapping.im_records,
+    "im_send_msg": mapping.im_records,
+    "new_follow_action": mapping.follow_records,
+    "life_member_join": mapping.member_join_records,
+    "life_member_leave": mapping.member_leave_records,
+    "authorize": mapping.authorisation_records,
+    "unauthorize": mapping.authorisation_records,
+}
+"""Event name → the mapping that builds its records; any other event is stored as it came."""
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -98,79 +98,6 @@ def _scrubbed(envelope: Mapping[str, Any], content: Mapping[str, Any]) -> dict[s
     return {**{k: v for k, v in envelope.items() if k != "content"}, "content": clean}
 
 
-def _counterpart(envelope: Mapping[str, Any], own_open_id: str) -> str:
-    """The fan's open_id: whichever of sender and receiver is not the enterprise account."""
-    sender, receiver = envelope.get("from_user_id"), envelope.get("to_user_id")
-    if sender and sender != own_open_id:
-        return str(sender)
-    if receiver and receiver != own_open_id:
-        return str(receiver)
-    raise KeyError("from_user_id")
-
-
-def _im(event: str, envelope: Mapping[str, Any], content: Mapping[str, Any], account: Account,
-        own_open_id: str) -> list[Any]:
-    inbound = event == "im_receive_msg"
-    fan_uid = _counterpart(envelope, own_open_id)
-    kind = str(content.get("message_type") or "other")
-    body: dict[str, Any] = {"message_type": kind}
-    for key in ("text", "source", "conversation_type"):
-        if content.get(key) not in (None, ""):
-            body[key] = content[key]
-    message = Message(
-        platform=account.platform, account_id=account.account_id,
-        platform_msg_id=str(content["server_message_id"]), conversation_id=str(content["conversation_short_id"]),
-        fan_uid=fan_uid, direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
-        content_type=MESSAGE_TYPES.get(kind, ContentType.OTHER), body=body,
-        sent_at=from_epoch_millis(as_int(content["create_time"])),
-    )
-    records: list[Any] = [message]
-    known: dict[str, Any] = {}
-    for info in content.get("user_infos") or ():
-        if isinstance(info, Mapping) and info.get("open_id") == fan_uid:
-            known = {k: v for k, v in {"nickname": info.get("nick_name"), "avatar_url": info.get("avatar")}.items() if v}
-    if inbound:  # a message from the fan is an interaction (counted once: the callback is stored once)
-        known["interactions_added"] = {"messages": 1}
-    if known:
-        records.append(Fan(platform=account.platform, account_id=account.account_id, platform_uid=fan_uid, **known))
-    return records
-
-
-def _follow(envelope: Mapping[str, Any], content: Mapping[str, Any], account: Account, own_open_id: str) -> list[Any]:
-    fields: dict[str, Any] = {"follow_state": FollowState.FOLLOWING, "interactions_added": {"follows": 1}}
-    if content.get("action_time") not in (None, ""):
-        fields["followed_at"] = from_epoch_seconds(as_int(content["action_time"]))
-    return [Fan(platform=account.platform, account_id=account.account_id,
-                platform_uid=_counterpart(envelope, own_open_id), **fields)]
-
-
-def _member_join(envelope: Mapping[str, Any], content: Mapping[str, Any], account: Account,
-                 own_open_id: str) -> list[Any]:
-    uid = str(content.get("open_id") or _counterpart(envelope, own_open_id))
-    fan = Fan(platform=account.platform, account_id=account.account_id, platform_uid=uid,
-              card_no=uid, card_status=CardStatus.ACTIVE)  # a 来客 member is addressed by open_id
-    mobile = content.get("mobile")
-    if mobile:
-        try:
-            fan.phone = mobile
-        except ValidationError:
-            log.info("douyin %s: life_member_join carried a phone that is not a mainland mobile; "
-                     "kept the member without it", account.account_id)
-    return [fan]
-
-
-def _member_leave(envelope: Mapping[str, Any], content: Mapping[str, Any], account: Account,
-                  own_open_id: str) -> list[Any]:
-    uid = str(content.get("open_id") or _counterpart(envelope, own_open_id))
-    return [Fan(platform=account.platform, account_id=account.account_id, platform_uid=uid,
-                card_status=CardStatus.CLOSED)]
-
-
-def _authorisation(event: str, account: Account) -> list[Any]:
-    status = AccountStatus.ACTIVE if event == "authorize" else AccountStatus.UNAUTHORISED
-    return [Account(platform=account.platform, account_id=account.account_id, status=status)]
-
-
 def parse_callback(account: Account, request: hub.WebhookRequest, *, client_secret: str, own_open_id: str,
                    verify_challenge: bool = True) -> hub.WebhookResult:
     """Verify and parse one Douyin callback.
@@ -203,16 +130,9 @@ def parse_callback(account: Account, request: hub.WebhookRequest, *, client_secr
     try:
         content = _content(envelope)
         raw = _scrubbed(envelope, content)
-        if event in ("im_receive_msg", "im_send_msg"):
-            records = _im(event, envelope, content, account, own_open_id)
-        elif event == "new_follow_action":
-            records = _follow(envelope, content, account, own_open_id)
-        elif event == "life_member_join":
-            records = _member_join(envelope, content, account, own_open_id)
-        elif event == "life_member_leave":
-            records = _member_leave(envelope, content, account, own_open_id)
-        elif event in ("authorize", "unauthorize"):
-            records = _authorisation(event, account)
+        build = EVENTS.get(event)
+        if build is not None:
+            records = build(event, envelope, content, account, own_open_id)
     except (KeyError, TypeError, ValueError) as exc:  # includes pydantic's ValidationError
         log.warning("douyin %s: %s event not understood (%s); stored without records",
                     account.account_id, event, type(exc).__name__)

@@ -1,4 +1,6 @@
-"""Douyin's wire conventions: the response envelope, the error table and the callback signature.
+"""Douyin's wire conventions as data and pure functions: paths, the response envelope, the error
+table (with each code's cause in our words), the OAuth codes the token flows act on, and the
+callback signature.
 
 Facts and their sources are in ``docs/platforms/douyin.md`` (and ``shared/platforms/wecom-douyin.md``
 part B).  In short:
@@ -23,10 +25,20 @@ from typing import Any
 import hub
 
 __all__ = [
+    "CAUSES",
     "ERROR_CODES",
+    "FANS_CAP",
+    "MEMBER_BATCH",
     "MSG_ID_HEADER",
+    "NO_PERMISSION",
+    "PATHS",
+    "REFRESH_TOKEN_EXPIRED",
+    "RENEWAL_LIMIT",
+    "RENEWAL_LIMIT_REACHED",
     "SIGNATURE_HEADER",
+    "as_bool",
     "as_int",
+    "cause",
     "envelope_error",
     "sign_body",
     "signature_matches",
@@ -34,6 +46,34 @@ __all__ = [
 
 SIGNATURE_HEADER = "x-douyin-signature"
 MSG_ID_HEADER = "msg-id"
+
+PATHS = {
+    "refresh_token": "/oauth/refresh_token/",
+    "renew_refresh_token": "/oauth/renew_refresh_token/",
+    "client_token": "/oauth/client_token/",
+    "fans_list": "/fans/list/",
+    "im_send": "/im/send/msg/",
+    "member_update": "/goodlife/v1/member/user/update/",
+}
+"""The documented paths (each one an account option too: ``<key>_path``, see the docs)."""
+
+FANS_CAP = 5000
+"""The fans list returns at most this many fans of an account (documented limit)."""
+
+MEMBER_BATCH = 5
+"""``goodlife/v1/member/user/update`` takes at most this many members per call."""
+
+RENEWAL_LIMIT = 5
+"""How many times Douyin lets a refresh token be renewed before re-authorisation."""
+
+NO_PERMISSION = 10004
+"""OAuth 权限不足: from ``/oauth/renew_refresh_token/``, the app lacks the ``renew_refresh_token`` scope."""
+
+REFRESH_TOKEN_EXPIRED = 10010
+"""OAuth refresh_token过期: the business user must authorise the app again."""
+
+RENEWAL_LIMIT_REACHED = 10020
+"""OAuth 超过刷新次数限制: no renewal left (from ``client_token``: more than 500 calls in 5 minutes)."""
 
 ERROR_CODES: dict[int, Any] = {
     # general OpenAPI codes, new family (状态码排查工具, "通用状态码(新)")
@@ -82,6 +122,62 @@ ERROR_CODES: dict[int, Any] = {
     12001: hub.RateLimited,  # 访问过于频繁
 }
 """Douyin body codes → hub errors.  Every code comes from the research file, part B1/B6."""
+
+CAUSES: dict[int, str] = {
+    28001005: "Douyin is busy",
+    28001006: "a network call inside Douyin failed",
+    28001007: "a request parameter is not valid",
+    28001008: "the access token has expired",
+    28001012: "the business user has not authorised this OpenAPI",
+    28001014: "the app has no capability granted",
+    28001015: "the access token and open_id do not match (check open_id)",
+    28001016: "the app is banned or offline",
+    28001017: "unknown URI (check the path option, with its trailing slash)",
+    28001018: "the app lacks this capability",
+    28001019: "the capability is banned or offline",
+    28001020: "the user is not bound to this test app",
+    28001021: "the test app has expired",
+    28001042: "the token lacks this scope",
+    28001045: "the user has closed the Douyin account",
+    28001046: "the user is banned",
+    28001047: "the user is private",
+    28001052: "risk control: lower the call frequency",
+    28001056: "this API is offline",
+    28003017: "the app's quota is used up",
+    28003018: "over the call frequency limit",
+    28004020: "the scope is not supported in this authorisation scene",
+    2100004: "Douyin is busy",
+    2100005: "a request parameter is not valid",
+    2100007: "no permission for this operation",
+    2100009: "the user is banned from this operation",
+    2190001: "the app's quota is used up",
+    2190002: "the access token is not valid",
+    2190004: "the app lacks this capability",
+    2190008: "the access token has expired",
+    10002: "a request parameter is wrong",
+    10003: "the client_key does not exist (check client_key)",
+    NO_PERMISSION: "permission denied (for a renewal: the app lacks the renew_refresh_token scope)",
+    10005: "a request parameter is missing",
+    10008: "the access token has expired",
+    REFRESH_TOKEN_EXPIRED: "the refresh token has expired: the business user must authorise the app again",
+    10013: "client_key or client_secret is wrong",
+    RENEWAL_LIMIT_REACHED: "over the refresh limit (renewals used up, or client_token requested too often)",
+    11002: "the access token is not valid",
+    12001: "over the call frequency limit",
+}
+"""What each code of :data:`ERROR_CODES` means, in our words (a hub error carries these)."""
+
+
+def cause(code: int, description: str = "") -> str:
+    """The cause of ``code`` in our words; Douyin's own ``description`` for a code we do not know."""
+    return CAUSES.get(code) or description or "Douyin refused the call"
+
+
+def as_bool(value: Any) -> bool:
+    """A flag Douyin may send as ``true``, ``"true"``, ``1`` or ``"1"``."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return bool(value)
 
 
 def as_int(value: Any, default: int = 0) -> int:
