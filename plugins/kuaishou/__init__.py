@@ -1,8 +1,7 @@
-"""Kuaishou 快手: the built-in plugin for the ``kuaishou`` platform.
+"""Kuaishou 快手小店: the built-in plugin for the ``kuaishou`` platform.
 
-Registered through the ``siyu`` entry-point group like any third-party plugin.  The adapter
-declares no capabilities yet: the platform's protocol is not implemented, and ``siyu plugins``
-says so rather than pretending otherwise.
+Registered through the ``siyu`` entry-point group like any third-party plugin.  The adapter is in
+:mod:`plugins.kuaishou.adapter`; the platform's facts and set-up in docs/platforms/kuaishou.md.
 """
 
 from __future__ import annotations
@@ -10,14 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import hub
-
-
-class KuaishouAdapter(hub.Adapter):
-    """Kuaishou adapter (no capabilities implemented yet)."""
-
-    platform = "kuaishou"
-    default_base_url = "https://openapi.kwaixiaodian.com"
-    capabilities = frozenset()
+from plugins.kuaishou.adapter import KuaishouAdapter
 
 
 @hub.hookimpl
