@@ -64,7 +64,7 @@ def reauthorise_by(token: Token) -> str:
     """The date (UTC) by which the business user must authorise the app again, for a log line."""
     if token.refresh_expires_at is None:
         return "an unknown date"
-    return token.refresh_expires_at.astimezone(UTC).date().isoformat()
+    return f"{token.refresh_expires_at.astimezone(UTC).date().isoformat()} (UTC)"
 
 
 def _seed(refresh_token: str) -> str:
@@ -193,7 +193,7 @@ class DouyinAuth(TokenAuth):
             self._warn_if_running_out(exhausted)
             return exhausted
         log.warning("douyin %s: the refresh token could not be renewed (%s); it still works until %s, by when "
-                    "the business user must authorise the app again (next renewal attempt after %s)",
+                    "the business user must authorise the app again (no renewal is tried before %s)",
                     self.account_id, error, reauthorise_by(token),
                     (now + RENEWAL_RETRY_AFTER).isoformat(timespec="minutes"))
         return replace(token, extra={**token.extra, "renewal_refused_at": now.isoformat()})

@@ -367,18 +367,20 @@ ROUTES = [
 
 
 def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None, access_ttl: float = 15 * DAY,
-             refresh_ttl: float = 30 * DAY) -> Starlette:
+             refresh_ttl: float = 30 * DAY, refresh_left: float | None = None) -> Starlette:
     """The sandbox app, with the tokens :func:`account_settings` hands the hub already issued.
 
     :param fans: how many fans the account has (the list shows at most 5,000).
     :param seed: makes the population and the pre-issued tokens (``act.sandbox-<seed>``).
     :param faults: faults from the start (:class:`Faults`).
     :param access_ttl: lifetime of an access token, seconds (Douyin: 15 days).
-    :param refresh_ttl: lifetime of a refresh token, the pre-issued one included (Douyin: 30 days).
+    :param refresh_ttl: lifetime of a renewed refresh token (Douyin: 30 days).
+    :param refresh_left: what is left of the pre-issued refresh token's life (default: ``refresh_ttl``),
+        e.g. less than the hub's renewal window.
     """
     state = State(fans, seed, faults or Faults(), access_ttl, refresh_ttl, rng=random.Random(seed))
     state.access[f"act.sandbox-{seed}"] = state.now() + access_ttl
-    state.grants[f"rft.sandbox-{seed}"] = Grant(state.now() + refresh_ttl)
+    state.grants[f"rft.sandbox-{seed}"] = Grant(state.now() + (refresh_ttl if refresh_left is None else refresh_left))
     app = Starlette(routes=ROUTES)
     app.state.douyin = state
     return app

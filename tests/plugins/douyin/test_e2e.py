@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from hub.cli import main
@@ -17,13 +19,22 @@ from hub.plugins import load_plugins
 from hub.sync.engine import sync_accounts
 from hub.testing import free_port, serve_asgi
 from hub.webhooks.receiver import create_app
-from plugins.douyin.sandbox import CLIENT_SECRET, OPEN_ID, account_settings, event_body, make_app, signed_headers
+from plugins.douyin.sandbox import (
+    CLIENT_SECRET,
+    OPEN_ID,
+    Faults,
+    account_settings,
+    event_body,
+    make_app,
+    signed_headers,
+)
 from schemas.tables import FanRow, MessageRow, TokenRow, WebhookEventRow
 from tests.hub.sandboxes import ServeProcess, toml_for
 
 HOST = load_plugins()
 ROOT = Path(__file__).resolve().parents[3]
 PHONE_KEY = "test-phone-key-0123456789abcdef"
+DAY = 86400.0
 FAST = {"attempts": 6, "initial_wait": 0.01, "max_wait": 0.05, "jitter": 0.0}
 
 
@@ -60,9 +71,10 @@ def test_siyu_sync_stops_at_the_documented_cap_and_says_so(tmp_path, database_ur
     assert any("at most 5,000" in n and "5,100" in n for n in fans["notes"])
     assert stats["fans_pages"] == 5 and stats["refresh_requests"] == 1 and stats.get("renew_requests", 0) == 0
     [token] = rows(engine, TokenRow, platform="douyin", account_id="ent")
-    # the configured expiries were unknown: renewed once, refreshed once, both persisted
-    assert token["refresh_token"].startswith("rft.") and token["refresh_token"] != "rft.sandbox-0"
-    assert token["access_token"] != "act.sandbox-0" and token["extra"]["renewals"] == 1
+    # the configured expiries were unknown: refreshed once and persisted; no renewal spent to learn
+    # the refresh token's expiry, which the refresh answer told (30 days: outside the window)
+    assert token["refresh_token"] == "rft.sandbox-0" and token["extra"]["renewals"] == 0
+    assert token["access_token"] != "act.sandbox-0" and token["refresh_expires_at"] is not None
     [fan] = rows(engine, FanRow, platform_uid="fan-0-000002")
     assert fan["union_id"] == "union-0-000002" and fan["nickname"] == "抖音用户2"
 
@@ -78,17 +90,81 @@ async def test_tokens_expire_rotate_and_run_out_of_renewals(database_url, engine
 
         assert (await one_sync()).error is None
         renewals = [rows(engine, TokenRow)[0]["extra"]["renewals"]]
-        for _ in range(6):  # 15 days pass between syncs: the access token dies every time
+        for _ in range(7):  # 15 days pass between syncs: the access token dies every time
             httpx.post(f"{url}/_admin/clock", json={"advance": 15 * 86400})
             summary = await one_sync()
             renewals.append(rows(engine, TokenRow)[0]["extra"]["renewals"])
             if summary.error:
                 break
         grants = httpx.get(f"{url}/_admin/grants").json()
-    assert renewals[:6] == [1, 2, 3, 4, 5, 5], renewals
+    # the first sync learns the expiry (30 days: no renewal); from then on each refresh says 15 days
+    # are left, inside renew_within_days (16), so each sync renews once until the five are spent
+    assert renewals == [0, 1, 2, 3, 4, 5, 5, 5], renewals
     assert summary.error and "10010" in summary.error  # the last grant ran out: re-authorise
     assert [g["renewals"] for g in grants.values()] == [5]
     assert "only 1 refresh-token renewal(s) left" in caplog.text and "no refresh-token renewals left" in caplog.text
+    assert "rft." not in caplog.text and "act." not in caplog.text and CLIENT_SECRET not in caplog.text
+
+
+def aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def test_an_unknown_refresh_expiry_spends_no_renewal_and_stores_the_refresh_answers(database_url, engine):
+    with serve_asgi(make_app(30, refresh_left=20 * DAY)) as url:
+        settings = settings_for(database_url, account(url))
+        for _ in range(2):
+            [summary] = await sync_accounts(HOST, settings, engine, stream="fans")
+            assert summary.error is None
+        stats = httpx.get(f"{url}/_admin/stats").json()
+    assert stats.get("renew_requests", 0) == 0 and stats["refresh_requests"] == 1
+    [token] = rows(engine, TokenRow)
+    left = aware(token["refresh_expires_at"]) - datetime.now(UTC)
+    assert timedelta(days=19) < left <= timedelta(days=20)  # the refresh answer's refresh_expires_in
+    assert token["refresh_token"] == "rft.sandbox-0" and token["extra"]["renewals"] == 0
+    assert len(rows(engine, FanRow)) == 30
+
+
+async def test_inside_the_window_the_renewal_is_spent_once(database_url, engine):
+    with serve_asgi(make_app(30, refresh_left=10 * DAY)) as url:
+        settings = settings_for(database_url, account(url))
+        for _ in range(3):
+            [summary] = await sync_accounts(HOST, settings, engine, stream="fans")
+            assert summary.error is None
+        stats = httpx.get(f"{url}/_admin/stats").json()
+        grants = httpx.get(f"{url}/_admin/grants").json()
+    assert stats["renew_requests"] == 1 and stats["refresh_requests"] == 1
+    assert [g["renewals"] for g in grants.values()] == [1]
+    [token] = rows(engine, TokenRow)
+    assert token["refresh_token"] != "rft.sandbox-0" and token["extra"]["renewals"] == 1
+    assert timedelta(days=29) < aware(token["refresh_expires_at"]) - datetime.now(UTC) <= timedelta(days=30)
+
+
+@pytest.mark.parametrize("refusal", ["scope", "404"])
+def test_a_refused_renewal_is_a_warning_and_siyu_sync_completes(refusal, tmp_path, database_url, engine, capsys,
+                                                                caplog):
+    caplog.set_level(logging.WARNING, "siyu")
+    with serve_asgi(make_app(30, refresh_left=10 * DAY, faults=Faults(refuse_renewal=refusal))) as url:
+        raw = {"database": {"url": database_url}, "security": {"phone_key": PHONE_KEY}, "accounts": [account(url)]}
+        config = tmp_path / "siyu.toml"
+        config.write_text(toml_for(raw))
+        command = ["--config", str(config), "sync", "--platform", "douyin", "--json"]
+        assert main(command) == 0
+        first = json.loads(capsys.readouterr().out)
+        assert httpx.get(f"{url}/_admin/stats").json()["renew_requests"] == 1
+        assert main(command) == 0  # within the day: the refusal is not asked again
+        stats = httpx.get(f"{url}/_admin/stats").json()
+    [fans] = first["streams"]
+    assert (fans["inserted"], fans["complete"], fans.get("error")) == (30, True, None)
+    assert len(rows(engine, FanRow, platform="douyin")) == 30
+    assert stats["renew_requests"] == 1 and stats["fans_pages"] == 4
+    [token] = rows(engine, TokenRow, account_id="ent")
+    expiry = aware(token["refresh_expires_at"])
+    assert token["refresh_token"] == "rft.sandbox-0" and "renewal_refused_at" in token["extra"]
+    [warning] = [r for r in caplog.records if "could not be renewed" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert expiry.date().isoformat() in warning.getMessage() and "authorise the app again" in warning.getMessage()
+    assert "10004" in warning.getMessage() if refusal == "scope" else "HTTP 404" in warning.getMessage()
     assert "rft." not in caplog.text and "act." not in caplog.text and CLIENT_SECRET not in caplog.text
 
 
