@@ -1,8 +1,8 @@
 """Alipay 支付宝: the built-in plugin for the ``alipay`` platform.
 
-Registered through the ``siyu`` entry-point group like any third-party plugin.  The adapter
-declares no capabilities yet: the platform's protocol is not implemented, and ``siyu plugins``
-says so rather than pretending otherwise.
+Registered through the ``siyu`` entry-point group like any third-party plugin.  The adapter opens
+商家会员卡 from the activation form, pushes the unified balance to them, reads card holders back
+and verifies Alipay's notifies.  Wire facts and their sources: ``docs/platforms/alipay.md``.
 """
 
 from __future__ import annotations
@@ -10,14 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import hub
+from plugins.alipay.adapter import AlipayAdapter
 
-
-class AlipayAdapter(hub.Adapter):
-    """Alipay adapter (no capabilities implemented yet)."""
-
-    platform = "alipay"
-    default_base_url = "https://openapi.alipay.com/gateway.do"
-    capabilities = frozenset()
+__all__ = ["AlipayAdapter", "register_platforms"]
 
 
 @hub.hookimpl
