@@ -1,8 +1,9 @@
 """Xiaohongshu 小红书: the built-in plugin for the ``xiaohongshu`` platform.
 
-Registered through the ``siyu`` entry-point group like any third-party plugin.  The adapter
-declares no capabilities yet: the platform's protocol is not implemented, and ``siyu plugins``
-says so rather than pretending otherwise.
+Registered through the ``siyu`` entry-point group like any third-party plugin.  The adapter reads
+a shop's orders and, from them, its buyers through the e-commerce open platform (ark), and
+verifies its message pushes.  The 会员通 membership API group is not implemented: its methods are
+not public.  Wire facts and their sources: ``docs/platforms/xiaohongshu.md``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import hub
+from plugins.xiaohongshu.adapter import XiaohongshuAdapter
 
-
-class XiaohongshuAdapter(hub.Adapter):
-    """Xiaohongshu adapter (no capabilities implemented yet)."""
-
-    platform = "xiaohongshu"
-    default_base_url = "https://ark.xiaohongshu.com/ark/open_api/v3/common_controller"
-    capabilities = frozenset()
+__all__ = ["XiaohongshuAdapter", "register_platforms"]
 
 
 @hub.hookimpl
