@@ -31,7 +31,6 @@ challenge) and POST it to a URL, answering what that URL said.
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 import secrets
@@ -47,8 +46,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 import hub
-from plugins.douyin.sandbox_data import CLIENT_KEY, CLIENT_SECRET, LIFE_ACCOUNT_ID, OPEN_ID, fan, message_content
-from plugins.douyin.wire import sign_body
+from plugins.douyin.sandbox_data import (
+    CLIENT_KEY,
+    CLIENT_SECRET,
+    LIFE_ACCOUNT_ID,
+    OPEN_ID,
+    event_body,
+    fan,
+    sample_message,
+    signed_headers,
+)
 
 __all__ = [
     "CLIENT_KEY",
@@ -386,34 +393,7 @@ def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None, a
     return app
 
 
-# -- callbacks and the hub's account -----------------------------------------------------------
-
-def event_body(event: str, content: dict[str, Any], *, from_user_id: str, to_user_id: str = OPEN_ID) -> bytes:
-    """A callback body as Douyin sends it: ``content`` as a JSON *string* inside the envelope."""
-    return json.dumps({"event": event, "from_user_id": from_user_id, "to_user_id": to_user_id,
-                       "client_key": CLIENT_KEY, "content": json.dumps(content, ensure_ascii=False),
-                       "log_id": secrets.token_hex(10)}, ensure_ascii=False).encode()
-
-
-def signed_headers(body: bytes, *, msg_id: str | None, secret: str = CLIENT_SECRET) -> dict[str, str]:
-    """The headers of a delivery: ``X-Douyin-Signature`` (SHA-1 of secret then body) and ``Msg-Id``."""
-    headers = {"Content-Type": "application/json", "X-Douyin-Signature": sign_body(secret, body)}
-    if msg_id is not None:
-        headers["Msg-Id"] = msg_id
-    return headers
-
-
-_sample_ids = itertools.count(1)
-
-
-def sample_message(fan_open_id: str = "fan-0-000001", text: str = "你好") -> hub.WebhookRequest:
-    """A signed ``im_receive_msg`` from ``fan_open_id``, with fresh message ids."""
-    n = next(_sample_ids)
-    body = event_body("im_receive_msg", message_content(fan_open_id, n, text, secrets.token_hex(4)),
-                      from_user_id=fan_open_id)
-    return hub.WebhookRequest(method="POST", path="/", query={},
-                              headers=signed_headers(body, msg_id=f"msg-{n}-{secrets.token_hex(6)}"), body=body)
-
+# -- the hub's account -------------------------------------------------------------------------
 
 def account_settings(base_url: str, account_id: str = "ent", seed: int = 0) -> dict[str, Any]:
     """The ``[[accounts]]`` entry that points the hub at a sandbox listening on ``base_url``."""
