@@ -67,6 +67,15 @@ def reauthorise_by(token: Token) -> str:
     return f"{token.refresh_expires_at.astimezone(UTC).date().isoformat()} (UTC)"
 
 
+def _refused_at(token: Token) -> datetime | None:
+    """When a renewal was last refused (``Token.extra["renewal_refused_at"]``), if it was."""
+    try:
+        refused = datetime.fromisoformat(str(token.extra["renewal_refused_at"]))
+    except (KeyError, ValueError):
+        return None
+    return refused if refused.tzinfo else refused.replace(tzinfo=UTC)
+
+
 def _seed(refresh_token: str) -> str:
     # identifies which operator-configured token a stored token descends from, without keeping it
     return hashlib.sha256(refresh_token.encode()).hexdigest()[:16]
@@ -150,9 +159,9 @@ class DouyinAuth(TokenAuth):
             return False
         if token.refresh_expires_at is None:
             return False
-        refused = token.extra.get("renewal_refused_at")
         now = datetime.now(UTC)
-        if refused and now - datetime.fromisoformat(str(refused)) < RENEWAL_RETRY_AFTER:
+        refused = _refused_at(token)
+        if refused is not None and now - refused < RENEWAL_RETRY_AFTER:
             return False
         window = timedelta(days=self.adapter.config.renew_within_days)
         return token.refresh_expires_at - now < window
