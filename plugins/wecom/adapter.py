@@ -1,10 +1,24 @@
-"""The WeCom adapter: customers (external contacts), mass-send and welcome messages, callbacks.
+"""The WeCom adapter: customers (external contacts), mass-send and welcome messages, callbacks,
+and member-card push-back to a 公众号.
 
 Wire facts and their sources: ``shared/platforms/wecom-douyin.md`` part A and
-``docs/platforms/wecom.md``.  Every call carries ``access_token`` in the query string; every
-answer carries ``errcode`` (0 = OK) and ``errmsg``, checked even on HTTP 200.
+``docs/platforms/wecom.md``; the protocol as data is :mod:`plugins.wecom.wire`, the tokens
+:mod:`plugins.wecom.auth`, the records :mod:`plugins.wecom.mapping`, the callbacks
+:mod:`plugins.wecom.webhooks`.  The methods here make the HTTP calls and hand the answers on.
 
-Member-card push-back goes to a 公众号 with its own token: see :mod:`plugins.wecom.cards`.
+**Fans.**  ``get_follow_user_list`` → chunks of ≤100 staff → ``batch/get_by_user`` (≤100
+relations a call) until ``next_cursor`` is empty.  A full pass costs one call per 100 relations
+plus a token, the staff list and the tag list: about 10 calls per 1,000 customers.  A page holds
+one item per (customer, staff member); the hub merges a customer's relations across pages by
+``staff_id``.  ``complete_follows = true`` reads each customer on a page whole with
+``externalcontact/get`` instead (one more call per customer), for fans whose every field
+(``tags``, ``followed_at``) is written at once.
+
+**Member cards.**  WeCom has no points or membership API (research file A5), so a brand whose
+member card lives in a 公众号 configures that 公众号 (``mp_app_id``, ``mp_app_secret``, ``card_id``).
+The push sends ``bonus`` (the new total the card shows) with ``add_bonus = 0`` (used only in the
+notification text), so sending the same card twice leaves it as the first send did.  The
+公众号 token is the account's second credential ``"mp"`` (:class:`plugins.wecom.auth.WeComMpAuth`).
 """
 
 from __future__ import annotations
@@ -13,88 +27,43 @@ import asyncio
 import bisect
 import json
 from collections.abc import Mapping
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr, model_validator
 
 import hub
-from hub import Token, TokenAuth, TokenStore, expires_in
-from hub import check_response, response_json
-from plugins.wecom import callbacks, cards
-from plugins.wecom.errors import CAUSES, ERROR_CODES, MP_CAUSE, MP_TOKEN_CAUSE, mp_key
-from plugins.wecom.mapping import TagNames, fan_from_contact
+from hub import response_json
+from plugins.wecom import webhooks
+from plugins.wecom.auth import MP_KEYS, WeComAuth, WeComMpAuth, corp_error, missing_mp_error, missing_mp_keys, mp_url
+from plugins.wecom.mapping import TagNames, fan_from_contact, fan_from_page, group_pairs
+from plugins.wecom.wire import ERROR_CODES, PATHS, PER_CORP_PER_MINUTE
 from schemas import Account, Fan, MemberCard, Message
 
-__all__ = ["PATHS", "WeComAdapter", "WeComAuth"]
+__all__ = ["ADD_BONUS", "WeComAdapter"]
 
-PATHS = {
-    "token": "/cgi-bin/gettoken",
-    "follow_users": "/cgi-bin/externalcontact/get_follow_user_list",
-    "batch": "/cgi-bin/externalcontact/batch/get_by_user",
-    "detail": "/cgi-bin/externalcontact/get",
-    "tags": "/cgi-bin/externalcontact/get_corp_tag_list",
-    "mass_send": "/cgi-bin/externalcontact/add_msg_template",
-    "welcome": "/cgi-bin/externalcontact/send_welcome_msg",
-}
-"""Every path the adapter calls, relative to the base URL."""
+ADD_BONUS = 0
+"""The hub's card carries only the new total, so the delta is not known honestly: 0.  The
+research file says ``add_bonus`` only feeds the notification text; ``bonus`` sets the total."""
 
-PER_CORP_PER_MINUTE = 10_000.0
-"""Doc 90454 (2023-08-28): each API, per corp, 10,000 calls a minute (and 150,000 an hour)."""
-
-
-class WeComAuth(TokenAuth):
-    """``GET /cgi-bin/gettoken?corpid=&corpsecret=`` → ``access_token`` (normally 7200 s).
-
-    Requests to the account's 公众号 endpoints (member cards) are handed to a second flow,
-    :class:`plugins.wecom.cards.WeComMpAuth` (``self.mp``), with its own token, lock and store key;
-    the two tokens never meet.
-    """
-
-    def __init__(self, adapter: hub.Adapter, store: TokenStore, account_id: str) -> None:
-        super().__init__(adapter, store, account_id)
-        self.mp = cards.WeComMpAuth(adapter, store, account_id)
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if cards.mp_endpoint(self.adapter.config, request.url) is None:
-            flow = super().async_auth_flow(request)
-        else:
-            flow = self.mp.async_auth_flow(request)
-        try:  # relay every request and response between httpx and the chosen flow
-            outgoing = await flow.__anext__()
-            while True:
-                response = yield outgoing
-                outgoing = await flow.asend(response)
-        except StopAsyncIteration:
-            return
-        finally:
-            await flow.aclose()  # releases the flow's refresh lock if httpx stops early
-
-    def build_token_request(self, current: Token | None) -> httpx.Request:
-        config = self.adapter.config
-        return self.adapter.client.build_request("GET", PATHS["token"], params={
-            "corpid": config.corp_id, "corpsecret": config.secret.get_secret_value()})
-
-    def parse_token(self, response: httpx.Response, current: Token | None) -> Token:
-        check_response(self.adapter, response, account_id=self.account_id)
-        body = response_json(response, platform=self.adapter.platform, account_id=self.account_id)
-        try:
-            return Token(access_token=body["access_token"], expires_at=expires_in(int(body["expires_in"])))
-        except (KeyError, TypeError, ValueError):
-            raise hub.PermanentError("gettoken answered without access_token/expires_in", platform="wecom",
-                                     account_id=self.account_id, endpoint=PATHS["token"]) from None
-
-    def apply(self, request: httpx.Request, token: Token) -> None:
-        request.url = request.url.copy_merge_params({"access_token": token.access_token})
+Customer = tuple[Mapping[str, Any], list[Mapping[str, Any]]]
 
 
 def _cursor(start: str, platform_cursor: str) -> str:
     return json.dumps({"u": start, "c": platform_cursor}, ensure_ascii=False, separators=(",", ":"))
 
 
+def _equals(value: Any, expected: int) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        return int(value) == expected
+    except (TypeError, ValueError):
+        return False
+
+
 class WeComAdapter(hub.Adapter):
-    """A corp's customers (external contacts) as fans, messages to them, and their callbacks."""
+    """A corp's customers (external contacts) as fans, messages to them, callbacks, member cards."""
 
     platform = "wecom"
     default_base_url = "https://qyapi.weixin.qq.com"
@@ -104,10 +73,12 @@ class WeComAdapter(hub.Adapter):
     error_codes = ERROR_CODES
     rate_limits = {path: (PER_CORP_PER_MINUTE, 60.0) for key, path in PATHS.items() if key != "token"}
     auth_class = WeComAuth
+    credentials = {"mp": WeComMpAuth}
     sandbox = "plugins.wecom.sandbox:make_sandbox"
 
     class Config(hub.AdapterConfig):
-        """One corp + self-built app (with 客户联系 rights) and its callback settings."""
+        """One corp + self-built app (with 客户联系 rights), its callback settings and, optionally,
+        the 公众号 that holds the brand's member card."""
 
         corp_id: str = Field(min_length=1)
         secret: SecretStr
@@ -117,12 +88,11 @@ class WeComAdapter(hub.Adapter):
         chunk_size: int = Field(default=100, ge=1, le=100, description="userids per batch/get_by_user call")
         page_size: int = Field(default=100, ge=1, le=100, description="batch/get_by_user `limit`")
         complete_follows: bool = Field(
-            default=True,
-            description="fetch externalcontact/get for each customer on a page, so that a customer "
-                        "followed by several staff is written with all its relations at once")
+            default=False,
+            description="read each customer on a page whole with externalcontact/get (one more call per "
+                        "customer), so that fields summing up every relation (tags, followed_at) are written")
         detail_concurrency: int = Field(default=8, ge=1, le=64)
         callback_max_age: int = Field(default=300, ge=0, description="reject callbacks older than this (s); 0: off")
-        # member-card push-back, optional: the 公众号 that holds the brand's member card
         mp_app_id: str | None = Field(default=None, min_length=1, description="the 公众号's AppID")
         mp_app_secret: SecretStr | None = Field(default=None, description="the 公众号's AppSecret")
         card_id: str | None = Field(default=None, min_length=1, description="the member card's card_id")
@@ -132,9 +102,9 @@ class WeComAdapter(hub.Adapter):
 
         @model_validator(mode="after")
         def _mp_keys_together(self) -> WeComAdapter.Config:
-            missing = cards.missing_keys(self)
-            if 0 < len(missing) < len(cards.MP_KEYS):
-                raise ValueError(f"member-card push-back needs {', '.join(cards.MP_KEYS)} together; "
+            missing = missing_mp_keys(self)
+            if 0 < len(missing) < len(MP_KEYS):
+                raise ValueError(f"member-card push-back needs {', '.join(MP_KEYS)} together; "
                                  f"missing {', '.join(missing)}")
             return self
 
@@ -146,17 +116,7 @@ class WeComAdapter(hub.Adapter):
     # -- plumbing --------------------------------------------------------------------------
 
     def error_code(self, response: httpx.Response) -> tuple[Any, str] | None:
-        body = response_json(response, platform=self.platform)
-        if not isinstance(body, dict):
-            return None
-        code = body.get("errcode", 0)
-        if code in (0, None):
-            return None
-        endpoint = cards.mp_endpoint(self.config, response.request.url)
-        if endpoint is not None:  # a 公众号 code: its own table keys (plugins.wecom.errors)
-            key = mp_key(code, token_endpoint=endpoint == "token")
-            return key, CAUSES.get(key, MP_TOKEN_CAUSE if endpoint == "token" else MP_CAUSE)
-        return code, CAUSES.get(code, "WeCom refused the call")
+        return corp_error(response, self.platform)
 
     async def _get(self, key: str, **params: Any) -> dict[str, Any]:
         response = await self.client.get(PATHS[key], params=params)
@@ -181,10 +141,10 @@ class WeComAdapter(hub.Adapter):
                           for group in body.get("tag_group") or [] for tag in group.get("tag") or []}
         return self._tags
 
-    async def customer(self, external_userid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    async def customer(self, external_userid: str) -> Customer:
         """``externalcontact/get``: the customer and every staff relation (paged past 500)."""
-        contact: dict[str, Any] = {}
-        follows: list[dict[str, Any]] = []
+        contact: Mapping[str, Any] = {}
+        follows: list[Mapping[str, Any]] = []
         cursor = ""
         while True:
             params = {"external_userid": external_userid}
@@ -204,21 +164,22 @@ class WeComAdapter(hub.Adapter):
         by its first userid and carries the platform's ``next_cursor`` inside it."""
         fresh = cursor is None
         staff = await self.follow_users(refresh=fresh)
-        names = await self.tag_names(refresh=fresh)
+        if self.config.complete_follows:
+            names = await self.tag_names(refresh=fresh)
         state = json.loads(cursor) if cursor else {"u": staff[0] if staff else "", "c": ""}
         start = bisect.bisect_left(staff, state["u"])
         chunk = staff[start:start + self.config.chunk_size]
         if not chunk:
             return hub.Page(items=[], next_cursor=None)
         body = await self._post("batch", {"userid_list": chunk, "cursor": state["c"], "limit": self.config.page_size})
-        grouped: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-        for entry in body.get("external_contact_list") or []:
-            contact = entry["external_contact"]
-            grouped.setdefault(contact["external_userid"], (contact, []))[1].append(entry["follow_info"])
+        grouped = group_pairs(body.get("external_contact_list") or [])
         if self.config.complete_follows:
-            grouped = await self._complete(grouped)
-        fans = [fan_from_contact(account.account_id, contact, follows, names)
-                for contact, follows in grouped.values()]
+            whole = await self._complete(grouped)
+            fans = [fan_from_contact(account.account_id, contact, follows, names, platform=self.platform)
+                    for contact, follows in whole.values()]
+        else:
+            fans = Fan.many(fan_from_page(account.account_id, contact, follows, platform=self.platform)
+                            for contact, follows in grouped.values())
         platform_cursor = body.get("next_cursor") or ""
         if platform_cursor:
             following: str | None = _cursor(chunk[0], platform_cursor)
@@ -228,17 +189,15 @@ class WeComAdapter(hub.Adapter):
             following = None
         return hub.Page(items=fans, next_cursor=following)
 
-    async def _complete(
-        self, grouped: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
-    ) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    async def _complete(self, grouped: dict[str, Customer]) -> dict[str, Customer]:
         gate = asyncio.Semaphore(self.config.detail_concurrency)
 
-        async def one(uid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async def one(uid: str) -> Customer:
             async with gate:
                 try:
                     contact, follows = await self.customer(uid)
                 except hub.PermanentError as exc:
-                    if exc.code in (84061, 40096):  # gone since the batch call: keep what it said
+                    if exc.code in webhooks.GONE:  # gone since the batch call: keep what it said
                         return grouped[uid]
                     raise
             return (contact or grouped[uid][0]), follows
@@ -284,11 +243,30 @@ class WeComAdapter(hub.Adapter):
     # -- member cards ----------------------------------------------------------------------
 
     async def push_card(self, account: Account, card: MemberCard) -> hub.PushResult:
-        """Show ``card.balance`` as the 公众号 member card's bonus; see :mod:`plugins.wecom.cards`."""
-        return await cards.push_card(self, account, card)
+        """Set the 公众号 member card's ``bonus`` to ``card.balance`` (see the module docstring).
+
+        :raises hub.PlatformConfigError: the account lacks ``mp_app_id``/``mp_app_secret``/``card_id``
+            (nothing is sent).
+        """
+        config: Any = self.config
+        missing = missing_mp_keys(config)
+        if missing:
+            raise missing_mp_error(missing, account.account_id)
+        if not card.card_no:
+            return hub.PushResult(accepted=False, detail="the member has no card code (card_no) on this account")
+        body = {"code": card.card_no, "card_id": config.card_id, "bonus": card.balance, "add_bonus": ADD_BONUS,
+                "record_bonus": config.record_bonus}
+        response = await self.client.post(mp_url(config, "update"), json=body, auth=self.credential("mp"))
+        answer = response_json(response, platform=self.platform, account_id=account.account_id)
+        shown = answer.get("result_bonus") if isinstance(answer, dict) else None
+        if not _equals(shown, card.balance):
+            return hub.PushResult(accepted=False, detail=f"the 公众号 answered result_bonus={shown!r}, "
+                                                         f"not the bonus sent ({card.balance})")
+        return hub.PushResult(accepted=True, detail=f"the card shows {card.balance} points")
 
     # -- callbacks -------------------------------------------------------------------------
 
     async def parse_webhook(self, account: Account, request: hub.WebhookRequest) -> hub.WebhookResult:
-        """Verify, decrypt and read a callback; see :mod:`plugins.wecom.callbacks`."""
-        return await callbacks.parse(self, account, request)
+        """Verify, decrypt and read a callback; see :mod:`plugins.wecom.webhooks`."""
+        return await webhooks.parse(self.config, account, request, read_customer=self.customer,
+                                    tag_names=self.tag_names, platform=self.platform)

@@ -4,6 +4,18 @@ One customer is one :class:`schemas.Fan` keyed by ``external_userid``; each staf
 follows the customer is one :class:`schemas.FollowRelation` (``follow_user`` in
 ``externalcontact/get``, ``follow_info`` in ``batch/get_by_user``).  Relations the platform no
 longer lists, and relations a ``del_*`` callback ended, carry ``ended_at``.
+
+Two shapes of fan:
+
+- :func:`fan_from_contact`: the customer read whole (``externalcontact/get``, a callback): every
+  field, including those that sum up all relations (``tags``, ``phone``, ``followed_at``);
+- :func:`fan_from_page`: what one ``batch/get_by_user`` page knows of a customer, some of its
+  relations.  WeCom keeps remarks, tags and remark mobiles per relation, so the page's relations
+  are complete in themselves and the hub merges ``follows`` by ``staff_id`` across pages.  The
+  fields that sum up *all* relations (``tags``, ``followed_at``, the one ``phone``) are left unset,
+  since a page cannot know them and two pages would write two answers; every remark mobile goes to
+  ``other_phones`` instead (kept as hashed identity keys, which accumulate and are matched like
+  the phone when members are stitched).
 """
 
 from __future__ import annotations
@@ -14,7 +26,8 @@ from typing import Any
 
 from schemas import Fan, FollowRelation, FollowState, Gender, from_epoch_seconds, normalise_phone
 
-__all__ = ["GENDERS", "TagNames", "fan_from_contact", "first_phone", "relation", "remark_phones", "tag_names_of"]
+__all__ = ["GENDERS", "TagNames", "fan_from_contact", "fan_from_page", "first_phone", "group_pairs", "relation",
+           "remark_phones", "tag_names_of"]
 
 GENDERS = {0: Gender.UNKNOWN, 1: Gender.MALE, 2: Gender.FEMALE}
 """``external_contact.gender``: 0 unknown, 1 male, 2 female."""
@@ -118,3 +131,49 @@ def fan_from_contact(
         tags=tags,
         follows=relations,
     )
+
+
+def group_pairs(
+    entries: Iterable[Mapping[str, Any]],
+) -> dict[str, tuple[Mapping[str, Any], list[Mapping[str, Any]]]]:
+    """``batch/get_by_user``'s items (one per customer and staff member) grouped by customer, in
+    the order they came: ``{external_userid: (external_contact, [follow_info, ...])}``."""
+    grouped: dict[str, tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = {}
+    for entry in entries:
+        contact = entry["external_contact"]
+        grouped.setdefault(contact["external_userid"], (contact, []))[1].append(entry["follow_info"])
+    return grouped
+
+
+def fan_from_page(
+    account_id: str, contact: Mapping[str, Any], follows: list[Mapping[str, Any]], *, platform: str = "wecom",
+) -> dict[str, Any]:
+    """The fields of one customer that one ``batch/get_by_user`` page knows, for ``Fan.many``.
+
+    Only the fields set here are written, so a page that holds some of a customer's relations
+    never erases what another page wrote, and a second pass writes what the first did: the
+    contact's own fields, ``following``, the page's relations (merged by ``staff_id``) and their
+    remark mobiles as ``other_phones``.  ``tags``, ``followed_at`` and ``phone`` sum up every
+    relation and are left to a whole read (:func:`fan_from_contact`).
+
+    :param account_id: the hub account.
+    :param contact: ``external_contact`` as the platform sent it.
+    :param follows: the customer's relations on this page (``follow_info`` items).
+    :param platform: the platform name.
+    """
+    follows = sorted(follows, key=lambda f: f["userid"])
+    fields: dict[str, Any] = {
+        "platform": platform,
+        "account_id": account_id,
+        "platform_uid": contact["external_userid"],
+        "union_id": contact.get("unionid") or None,
+        "nickname": contact.get("name") or None,
+        "avatar_url": contact.get("avatar") or None,
+        "gender": GENDERS.get(contact.get("gender", 0), Gender.UNKNOWN),
+        "follow_state": FollowState.FOLLOWING,
+        "follows": [relation(f) for f in follows],
+    }
+    phones = remark_phones(follows)
+    if phones:
+        fields["other_phones"] = phones
+    return fields

@@ -1,4 +1,5 @@
-"""The WeCom sandbox's synthetic corp: staff, customers, relations and tags from one seed.
+"""The WeCom sandbox's synthetic corp (staff, customers, relations and tags from one seed) and its
+settings (credentials, limits, faults).
 
 Some customers are followed by several staff, some carry a unionid (WeChat users only, type 1),
 some have remark mobiles (a few of them not valid mobile numbers), and relations carry corp tags.
@@ -8,11 +9,57 @@ platform does (the hub, not the platform, remembers that it ended).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BASE_TIME", "Corp", "TAG_GROUPS"]
+from plugins.wecom.wire import PATHS, MsgCrypt, envelope, message_xml
+
+__all__ = ["BASE_TIME", "FAULT_KINDS", "TAG_GROUPS", "Corp", "Settings", "account_settings", "sample_callback"]
+
+FAULT_KINDS = ("freq", "busy", "http500")
+"""The faults of fault mode: errcode 45009, errcode -1, HTTP 500."""
+
+
+@dataclass
+class Settings:
+    """The sandbox corp's credentials and knobs (deterministic from the seed).
+
+    :param token_ttl: the corp token's life in seconds (``expires_in``); 42001 once it is over.
+    :param per_minute: calls each API allows per ``minute_seconds`` (45009 beyond, one window's block).
+    :param fault_rate: the probability that any corp request (tokens included) fails, as one of
+        ``fault_kinds``, drawn from a generator seeded with ``fault_seed`` (default: ``seed``).
+    :param latency: seconds each corp API answer is delayed.
+    """
+
+    seed: int = 0
+    corp_id: str = "wwsandbox0000001"
+    secret: str = "sandbox-secret-0123456789abcdef"
+    agent_id: int = 1000002
+    token: str = "SandboxTok3n"
+    encoding_aes_key: str = ""
+    token_ttl: int = 7200
+    per_minute: int = 10_000
+    minute_seconds: float = 60.0
+    detail_page: int = 500
+    welcome_ttl: float = 20.0
+    callback_url: str | None = None
+    mp_app_id: str = "wxsandboxmp000001"
+    mp_app_secret: str = "sandbox-mp-secret-0123456789ab"
+    card_id: str = "pSBXmembercard0000000000001"
+    mp_token_ttl: int = 7200
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    fault_seed: int | None = None
+    latency: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.encoding_aes_key:
+            # 43 characters of [A-Za-z0-9], as the platform requires
+            self.encoding_aes_key = hashlib.sha256(f"wecom-sandbox-{self.seed}".encode()).hexdigest()[:43]
 
 BASE_TIME = 1_700_000_000
 TAG_GROUPS = {
@@ -20,6 +67,25 @@ TAG_GROUPS = {
     "etSBXgrp2": ("来源", {"etSBXtag21": "门店", "etSBXtag22": "直播", "etSBXtag23": "朋友推荐"}),
 }
 ALL_TAGS = {tag_id: (gid, gname, name) for gid, (gname, tags) in TAG_GROUPS.items() for tag_id, name in tags.items()}
+
+
+def account_settings(base_url: str, settings: Settings, account_id: str = "sandbox") -> dict[str, Any]:
+    """The ``[[accounts]]`` entry for a sandbox at ``base_url``, its client limits matching the sandbox's."""
+    limit = [float(settings.per_minute), float(settings.minute_seconds)]
+    return {"platform": "wecom", "id": account_id, "base_url": base_url, "corp_id": settings.corp_id,
+            "secret": settings.secret, "agent_id": settings.agent_id, "token": settings.token,
+            "encoding_aes_key": settings.encoding_aes_key,
+            "mp_app_id": settings.mp_app_id, "mp_app_secret": settings.mp_app_secret, "card_id": settings.card_id,
+            "mp_base_url": base_url,
+            "rate_limits": {path: limit for key, path in PATHS.items() if key != "token"}}
+
+def sample_callback(crypt: MsgCrypt, settings: Settings, event: dict[str, str | int]) -> tuple[dict[str, str], bytes]:
+    """``(query, body)`` of one event as WeCom delivers it: encrypted, enveloped and signed."""
+    encrypted = crypt.encrypt(message_xml(event))
+    timestamp = str(int(time.time()))
+    nonce = str(random.randrange(10**9))
+    query = {"msg_signature": crypt.sign(timestamp, nonce, encrypted), "timestamp": timestamp, "nonce": nonce}
+    return query, envelope(settings.corp_id, encrypted, settings.agent_id)
 
 
 @dataclass
@@ -93,6 +159,19 @@ class Corp:
         """``(external_userid, userid)`` of one staff member, oldest relation first."""
         return self._index()[0].get(staff, [])
 
+    def batch_page(self, users: list[str], cursor: str, limit: int) -> tuple[list[dict[str, Any]], str] | None:
+        """One ``batch/get_by_user`` page of the relations of ``users`` (each one's oldest first)
+        and its ``next_cursor`` (empty at the end); ``None`` for a cursor not of this chunk."""
+        pairs = [pair for user in users for pair in self.pairs_of(user)]
+        offset = _cursor_offset(cursor, users)
+        if offset is None or offset > len(pairs):
+            return None
+        page = pairs[offset:offset + limit]
+        end = offset + len(page)
+        items = [{"external_contact": self.contacts[uid], "follow_info": self.follow_info((uid, staff))}
+                 for uid, staff in page]
+        return items, _make_cursor(end, users) if end < len(pairs) else ""
+
     def follow_info(self, key: tuple[str, str]) -> dict[str, Any]:
         """A relation as ``batch/get_by_user`` writes it (tag ids only)."""
         return dict(self.relations[key])
@@ -131,3 +210,20 @@ class Corp:
                  "tag": [{"id": tid, "name": name, "create_time": BASE_TIME, "order": m}
                          for m, (tid, name) in enumerate(tags.items())]}
                 for n, (gid, (gname, tags)) in enumerate(TAG_GROUPS.items())]
+
+
+def _make_cursor(offset: int, users: list[str]) -> str:
+    # the sandbox's own opaque cursor: an offset bound to the userid chunk
+    digest = hashlib.sha1("|".join(users).encode()).hexdigest()[:8]
+    return base64.urlsafe_b64encode(f"{offset}:{digest}".encode()).decode()
+
+
+def _cursor_offset(cursor: str, users: list[str]) -> int | None:
+    if not cursor:
+        return 0
+    try:
+        offset, digest = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        expected = hashlib.sha1("|".join(users).encode()).hexdigest()[:8]
+        return int(offset) if digest == expected else None
+    except (ValueError, UnicodeDecodeError):
+        return None

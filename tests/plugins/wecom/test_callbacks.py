@@ -9,11 +9,10 @@ import pytest
 import respx
 
 import hub
-from hub.platform.auth import MemoryTokenStore
+from hub.platform.tokens import MemoryTokenStore
 from hub.platform.client import build_client
 from plugins.wecom import WeComAdapter
-from plugins.wecom.crypto import MsgCrypt
-from plugins.wecom.xmlmsg import envelope, message_xml
+from plugins.wecom.wire import MsgCrypt, envelope, message_xml
 from schemas import Account, ContentType, Fan, FollowState, Message, from_epoch_seconds
 from tests.plugins.wecom.test_crypto import TX_ECHO, TX_MSG
 

@@ -13,14 +13,14 @@ import respx
 import sqlalchemy as sa
 
 import hub
-from hub.platform.auth import MemoryTokenStore
+from hub.platform.tokens import MemoryTokenStore
 from hub.cli import main
 from hub.platform.client import build_client
 from hub.ledger.postings import post
 from hub.testing import free_port, serve_asgi
 from plugins.wecom import WeComAdapter
-from plugins.wecom.cards import mp_endpoint
-from plugins.wecom.errors import MP_TOKEN_CAUSE
+from plugins.wecom.auth import WeComMpAuth
+from plugins.wecom.wire import MP_TOKEN_CAUSE
 from plugins.wecom.sandbox import make_sandbox
 from schemas import Account, MemberCard
 from schemas.tables import MemberCardRow, MemberRow
@@ -37,8 +37,9 @@ def open_wecom(transport: httpx.AsyncBaseTransport, *, base_url: str | None = No
     client = build_client(WeComAdapter, "hq", base_url=base_url, transport=transport)
     config = WeComAdapter.Config(**{"corp_id": "ww123", "secret": "s3cret", **options})
     adapter = WeComAdapter(config=config, client=client)
+    adapter.account_id, adapter.token_store = "hq", store or MemoryTokenStore()
     client.adapter = adapter
-    client.auth = WeComAdapter.auth_class(adapter, store or MemoryTokenStore(), "hq")
+    client.auth = WeComAdapter.auth_class(adapter, adapter.token_store, "hq")
     return client, adapter
 
 
@@ -145,7 +146,7 @@ async def test_an_mp_token_rejection_refreshes_only_the_mp_token(code):
     assert mp_sent == ["MP1", "MP2"] and corp_sent == ["CORP1", "CORP1"]
     assert (corp_token.call_count, token.call_count) == (1, 2)
     assert store.load("wecom", "hq").access_token == "CORP1"
-    assert store.load("wecom", "hq:mp").access_token == "MP2"
+    assert store.load("wecom", "hq#mp").access_token == "MP2"
 
 
 async def test_a_corp_token_rejection_never_touches_the_mp_token():
@@ -163,7 +164,7 @@ async def test_a_corp_token_rejection_never_touches_the_mp_token():
         await adapter.follow_users()
     assert token.call_count == 1
     assert store.load("wecom", "hq").access_token == "CORP2"
-    assert store.load("wecom", "hq:mp").access_token == "MP1"
+    assert store.load("wecom", "hq#mp").access_token == "MP1"
 
 
 async def test_a_refused_mp_token_is_permanent_and_keeps_the_secret_out():
@@ -175,7 +176,7 @@ async def test_a_refused_mp_token_is_permanent_and_keeps_the_secret_out():
         with pytest.raises(hub.PermanentError) as info:
             await adapter.push_card(ACCOUNT, CARD)
     assert type(info.value) is hub.PermanentError and MP_TOKEN_CAUSE in str(info.value)
-    assert info.value.code == "mp-token:40001" and info.value.account_id == "hq"
+    assert info.value.code == 40001 and info.value.account_id == "hq"
     assert "mp-s3cret" not in str(info.value) and "10.1.2.3" not in str(info.value)
     assert update.call_count == 0
 
@@ -188,19 +189,29 @@ async def test_a_failed_token_request_does_not_leave_the_mp_flow_locked():
     async with client:
         with pytest.raises(hub.TransientError):
             await adapter.push_card(ACCOUNT, CARD)
-        assert not client.auth.mp._lock.locked()
+        assert not adapter.credential("mp")._lock.locked()
         result = await asyncio.wait_for(adapter.push_card(ACCOUNT, CARD), 10)  # a guard against a hang
     assert result.accepted
 
 
-def test_only_the_mp_endpoints_take_the_mp_token_even_on_one_server():
-    config = WeComAdapter.Config(corp_id="ww1", secret="s", mp_base_url="http://127.0.0.1:8101", **MP_KEYS)
-    assert mp_endpoint(config, httpx.URL("http://127.0.0.1:8101/cgi-bin/token?appid=x")) == "token"
-    assert mp_endpoint(config, httpx.URL("http://127.0.0.1:8101/card/membercard/updateuser")) == "update"
-    assert mp_endpoint(config, httpx.URL("http://127.0.0.1:8101/cgi-bin/gettoken")) is None
-    assert mp_endpoint(config, httpx.URL("http://127.0.0.1:8102/cgi-bin/token")) is None
-    assert mp_endpoint(WeComAdapter.Config(corp_id="ww1", secret="s"),
-                       httpx.URL(f"{BASE}/card/membercard/updateuser")) is None
+async def test_the_mp_token_is_a_second_credential_even_on_one_server():
+    """The 公众号 token is the adapter's declared second credential, passed on the 公众号 request
+    only: with both base URLs on one server, each request still carries its own token."""
+    assert WeComAdapter.credentials == {"mp": WeComMpAuth}
+    router = respx.Router(assert_all_called=True)
+    one = "http://127.0.0.1:8101"
+    router.get(f"{one}/cgi-bin/gettoken").mock(return_value=ok(access_token="CORP1", expires_in=7200))
+    router.get(f"{one}/cgi-bin/token").mock(return_value=mp_token("MP1"))
+    corp_sent, mp_sent = [], []
+    router.get(f"{one}/cgi-bin/externalcontact/get_follow_user_list").mock(
+        side_effect=recording(corp_sent, ok(follow_user=["a"])))
+    router.post(f"{one}/card/membercard/updateuser").mock(side_effect=recording(mp_sent, updated()))
+    client, adapter = open_wecom(httpx.MockTransport(router.async_handler), base_url=one, mp_base_url=one, **MP_KEYS)
+    async with client:
+        await adapter.follow_users()
+        assert (await adapter.push_card(ACCOUNT, CARD)).accepted
+    assert (corp_sent, mp_sent) == (["CORP1"], ["MP1"])
+    assert adapter.credential("mp").store_key == "hq#mp"
 
 
 # -- against the sandbox ------------------------------------------------------------------------

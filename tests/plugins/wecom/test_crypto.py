@@ -6,8 +6,7 @@ import base64
 
 import pytest
 
-from plugins.wecom.crypto import CryptoError, MsgCrypt, pad, signature, unpad
-from plugins.wecom.xmlmsg import XmlError, envelope, message_xml, parse_flat
+from plugins.wecom.wire import CryptoError, MsgCrypt, XmlError, envelope, message_xml, pad, parse_flat, signature, unpad
 
 # Vector set 1: the Tencent official sample (token QDG6eK), as in doc 91144 / Sample.cpp.
 TX = MsgCrypt("QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "wx5823bf96d3bd56c7")
