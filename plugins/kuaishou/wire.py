@@ -102,10 +102,12 @@ ERROR_CODES: dict[Any, Any] = {
     # OAuth endpoints (/oauth2/access_token, /oauth2/refresh_token)
     100200100: hub.PermanentError,  # invalid_request
     100200101: hub.PlatformConfigError,  # unauthorized_client: app_id / app_secret wrong
-    100200102: hub.PlatformConfigError,  # access_denied: refresh token discarded or authorisation revoked
+    # access_denied: "any token error in the authorisation and the API calls after it": on an API call the
+    # token is refreshed once; on the refresh itself it means re-authorise (see auth.REAUTHORISE_CODES)
+    100200102: hub.TokenExpired,
     100200103: hub.PermanentError,  # unsupported_response_type
     100200104: hub.PermanentError,  # unsupported_grant_type
-    100200105: hub.PlatformConfigError,  # invalid_grant: the refresh token is no longer valid
+    100200105: hub.PlatformConfigError,  # invalid_grant (documented for a wrong code; re-authorise)
     100200106: hub.PlatformConfigError,  # invalid_scope
     100200107: hub.PermanentError,  # invalid_openid
     100200500: hub.TransientError,  # server_error
