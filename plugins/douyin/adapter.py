@@ -3,7 +3,8 @@
 Every call carries the business account's user token in the ``access-token`` header (the 来客
 member API takes the app's ``client_token`` instead, see :class:`Config.member_token`) and, for
 user-scoped APIs, the account's ``open_id`` in the query string.  Every answer passes through
-:func:`plugins.douyin.wire.envelope_error` before the adapter reads it.
+:func:`plugins.douyin.wire.envelope_error` before the adapter reads it.  Capability methods stay
+thin: the HTTP call, then :mod:`plugins.douyin.mapping` builds the records (or the request body).
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from hub import response_json
 from plugins.douyin.auth import ClientTokenAuth, DouyinAuth
 from plugins.douyin.mapping import fans, member_update, message_content
 from plugins.douyin.webhooks import parse_callback
-from plugins.douyin.wire import ERROR_CODES, FANS_CAP, MEMBER_BATCH, PATHS, as_bool, as_int, cause, envelope_error
+from plugins.douyin.wire import (
+    ERROR_CODES,
+    FANS_CAP,
+    MEMBER_BATCH,
+    PATHS,
+    RENEWAL_LIMIT,
+    as_bool,
+    as_int,
+    cause,
+    envelope_error,
+)
 from schemas import Account, Fan, MemberCard, Message
 
 __all__ = ["DouyinAdapter"]
@@ -60,10 +71,11 @@ class DouyinAdapter(hub.Adapter):
         refresh_token_expires_at: AwareDatetime | None = Field(
             default=None, description="when the configured refresh token expires; unknown: learnt from the "
                                       "first refresh answer (refresh_expires_in)")
-        renewals_used: int = Field(default=0, ge=0, le=5, description="renewals already spent on this grant")
+        renewals_used: int = Field(default=0, ge=0, le=RENEWAL_LIMIT,
+                                   description="renewals already spent on this authorisation")
         renew_within_days: float = Field(
             default=16.0, gt=0, lt=30, description="renew the refresh token only when it has less than this left")
-        warn_renewals_left: int = Field(default=1, ge=0, le=5)
+        warn_renewals_left: int = Field(default=1, ge=0, le=RENEWAL_LIMIT)
         life_account_id: str | None = Field(default=None, description="the 来客 merchant id, for member cards")
         member_token: Literal["client", "user"] = "client"
         level_offset: int = Field(default=1, description="Douyin user_level = hub level + this, within 1..10")

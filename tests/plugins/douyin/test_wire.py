@@ -10,7 +10,7 @@ import pytest
 import hub
 from hub.platform.errormap import check_response
 from plugins.douyin import DouyinAdapter
-from plugins.douyin.wire import ERROR_CODES, as_int, envelope_error, sign_body, signature_matches
+from plugins.douyin.wire import CAUSES, ERROR_CODES, as_int, envelope_error, sign_body, signature_matches
 
 # The documented rule: X-Douyin-Signature = hex SHA-1 of (client_secret + raw body), no separator.
 # Body below is the exact body of the official Go example; the secret is ours.
@@ -109,3 +109,18 @@ def test_a_success_envelope_passes_and_an_html_error_page_maps_by_status():
                              request=httpx.Request("GET", "https://open.douyin.com/fans/list"))
     with pytest.raises(hub.PermanentError, match="HTTP 404"):
         check_response(ADAPTER, missing)
+
+
+def test_every_code_has_a_cause_in_our_words():
+    assert set(CAUSES) == set(ERROR_CODES)
+    assert all(text and text.isascii() for text in CAUSES.values())  # our words, not Douyin's
+
+
+def test_a_hub_error_says_the_cause_in_our_words_or_douyins_for_an_unknown_code():
+    known = _response({"data": {"error_code": 10004, "description": "权限不足"}, "message": "error"})
+    with pytest.raises(hub.PlatformConfigError) as caught:
+        check_response(ADAPTER, known, account_id="ent")
+    assert "renew_refresh_token scope" in str(caught.value) and "(code 10004)" in str(caught.value)
+    unknown = _response({"data": {"error_code": 99999999, "description": "新的错误"}})
+    with pytest.raises(hub.PermanentError, match="新的错误"):
+        check_response(ADAPTER, unknown, account_id="ent")
