@@ -80,14 +80,15 @@ def signed_body(body: dict[str, Any], *, app_id: str, app_secret: str, access_to
 
 
 def reauthorise_hint(app_id: str, refresh_expires_at: datetime | None) -> str:
-    """What an operator must do once the refresh token cannot be used, and since or until when."""
+    """What an operator must do once the refresh token cannot be used, and since when."""
     now = datetime.now(UTC)
     if refresh_expires_at is None:
         when = "its refresh token's expiry is unknown (14 days after the authorisation that issued it)"
     elif refresh_expires_at <= now:
         when = f"the refresh token expired at {refresh_expires_at:%Y-%m-%d %H:%M} UTC"
-    else:
-        when = f"the refresh token expires at {refresh_expires_at:%Y-%m-%d %H:%M} UTC"
+    else:  # refused before its time: revoked, or the platform's clock is ahead of ours
+        when = (f"the platform refused the refresh token now, although it was to expire at "
+                f"{refresh_expires_at:%Y-%m-%d %H:%M} UTC")
     return (f"the shop's main account must authorise the app again ({AUTHORIZE_URL}?appId={app_id}) and the new "
             f"access_token and refresh_token be configured; {when}")
 
