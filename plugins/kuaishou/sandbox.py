@@ -257,7 +257,9 @@ async def admin_faults(request: Request) -> Response:
 async def admin_refund(request: Request) -> Response:
     """``{"oid": …}``: the order's refund succeeds now (退款成功)."""
     state = _state(request)
-    order = state.shop.orders[int(json.loads(await request.body())["oid"])]
+    order = state.shop.orders.get(int(json.loads(await request.body())["oid"]))
+    if order is None:
+        return JSONResponse({"error": "no such order"}, status_code=404)
     base = order["orderBaseInfo"]
     base["updateTime"] = base["refundTime"] = state.now_ms()
     order["orderRefundList"] = [{"refundId": base["oid"] * 10 + 2, "refundStatus": 60}]
@@ -321,7 +323,8 @@ def make_app(buyers: int = 300, *, seed: int = 0, qps: int = 0, refresh_ttl: flo
     :param qps: calls per second allowed (0: unlimited).
     :param refresh_ttl: life of the pre-issued refresh token, seconds (Kuaishou: about 180 days).
     """
-    state = State(shop=generate(seed, buyers, int(time.time() * 1000)), seed=seed, qps=qps)
+    today = int(time.time() * 1000) // DAY_MS * DAY_MS  # the same shop all day: a re-run changes nothing
+    state = State(shop=generate(seed, buyers, today), seed=seed, qps=qps)
     state.access[f"ks-at-sandbox-{seed}"] = state.now() + ACCESS_TTL
     state.grants[f"ks-rt-sandbox-{seed}"] = Grant(state.now() + refresh_ttl)
     app = Starlette(routes=ROUTES)

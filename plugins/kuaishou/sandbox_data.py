@@ -1,6 +1,6 @@
 """The Kuaishou sandbox's shop: buyers and their orders, generated from a seed.
 
-Every buyer has one to three orders, updated within the 80 days before the sandbox started, in a
+Every buyer has one to three orders, updated within the 80 days before the day the sandbox started, in a
 mix of statuses (待付款, 已付款, 已发货, 已签收, 订单成功, 订单失败 before and after payment) and
 some successful refunds.  Some orders carry a receiver phone, encrypted as the shop's data is.
 The same seed and size give the same shop.
