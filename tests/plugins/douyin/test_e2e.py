@@ -140,9 +140,11 @@ async def test_inside_the_window_the_renewal_is_spent_once(database_url, engine)
     assert timedelta(days=29) < aware(token["refresh_expires_at"]) - datetime.now(UTC) <= timedelta(days=30)
 
 
-@pytest.mark.parametrize("refusal", ["scope", "404"])
-def test_a_refused_renewal_is_a_warning_and_siyu_sync_completes(refusal, tmp_path, database_url, engine, capsys,
+@pytest.mark.parametrize(("refusal", "said"), [("scope", "code 10004"), ("404", "HTTP 404")])
+def test_a_refused_renewal_is_a_warning_and_siyu_sync_completes(refusal, said, tmp_path, database_url, engine, capsys,
                                                                 caplog):
+    """No renew_refresh_token scope (10004), or no such endpoint (404): every fan arrives, exit 0,
+    one warning names the date to re-authorise by, and the next sync within the day does not ask."""
     caplog.set_level(logging.WARNING, "siyu")
     with serve_asgi(make_app(30, refresh_left=10 * DAY, faults=Faults(refuse_renewal=refusal))) as url:
         raw = {"database": {"url": database_url}, "security": {"phone_key": PHONE_KEY}, "accounts": [account(url)]}
@@ -159,12 +161,13 @@ def test_a_refused_renewal_is_a_warning_and_siyu_sync_completes(refusal, tmp_pat
     assert len(rows(engine, FanRow, platform="douyin")) == 30
     assert stats["renew_requests"] == 1 and stats["fans_pages"] == 4
     [token] = rows(engine, TokenRow, account_id="ent")
-    expiry = aware(token["refresh_expires_at"])
+    expiry = aware(token["refresh_expires_at"])  # from the refresh answer: the 10 days the grant has left
+    assert timedelta(days=9) < expiry - datetime.now(UTC) <= timedelta(days=10)
     assert token["refresh_token"] == "rft.sandbox-0" and "renewal_refused_at" in token["extra"]
     [warning] = [r for r in caplog.records if "could not be renewed" in r.getMessage()]
     assert warning.levelno == logging.WARNING
     assert expiry.date().isoformat() in warning.getMessage() and "authorise the app again" in warning.getMessage()
-    assert "10004" in warning.getMessage() if refusal == "scope" else "HTTP 404" in warning.getMessage()
+    assert said in warning.getMessage()
     assert "rft." not in caplog.text and "act." not in caplog.text and CLIENT_SECRET not in caplog.text
 
 
