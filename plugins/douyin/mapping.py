@@ -142,7 +142,8 @@ def im_records(event: str, envelope: Mapping[str, Any], content: Mapping[str, An
     known: dict[str, Any] = {}
     for info in content.get("user_infos") or ():
         if isinstance(info, Mapping) and info.get("open_id") == fan_uid:
-            known = {k: v for k, v in {"nickname": info.get("nick_name"), "avatar_url": info.get("avatar")}.items() if v}
+            profile = {"nickname": info.get("nick_name"), "avatar_url": info.get("avatar")}
+            known = {k: v for k, v in profile.items() if v}
     if inbound:  # a message from the fan is an interaction (counted once: the callback is stored once)
         known["interactions_added"] = {"messages": 1}
     if known:
