@@ -43,6 +43,7 @@ from plugins.alipay.mapping import (
 from plugins.alipay.webhooks import activation_page, parse_notify
 from plugins.alipay.wire import (
     ERROR_CODES,
+    METHODS,
     TIMESTAMP_FORMAT,
     GatewayReply,
     MalformedResponse,
@@ -56,17 +57,7 @@ from plugins.alipay.wire import (
 )
 from schemas import Account, MemberCard
 
-__all__ = ["METHODS", "AlipayAdapter"]
-
-METHODS = {
-    "token": "alipay.system.oauth.token",
-    "form": "alipay.marketing.card.activateform.query",
-    "open": "alipay.marketing.card.open",
-    "query": "alipay.marketing.card.query",
-    "update": "alipay.marketing.card.update",
-    "activate_url": "alipay.marketing.card.activateurl.apply",
-}
-"""The gateway methods this adapter calls."""
+__all__ = ["AlipayAdapter"]
 
 REMEMBERED_ACTIVATIONS = 1024
 """Activations (by auth_code) whose result is kept, so that a replay in this process opens nothing."""

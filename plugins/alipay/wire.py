@@ -40,6 +40,7 @@ from schemas import SHANGHAI
 __all__ = [
     "ERROR_CODES",
     "ERROR_RESPONSE",
+    "METHODS",
     "SUCCESS",
     "TIMESTAMP_FORMAT",
     "GatewayReply",
@@ -58,6 +59,17 @@ __all__ = [
     "top_level_members",
     "verify",
 ]
+
+METHODS = {
+    "token": "alipay.system.oauth.token",
+    "form": "alipay.marketing.card.activateform.query",
+    "open": "alipay.marketing.card.open",
+    "query": "alipay.marketing.card.query",
+    "update": "alipay.marketing.card.update",
+    "activate_url": "alipay.marketing.card.activateurl.apply",
+}
+"""The gateway methods the adapter calls (all ``biz_content`` methods but the token exchange,
+which takes top-level ``grant_type`` and ``code``)."""
 
 SUCCESS = "10000"
 ERROR_RESPONSE = "error_response"
