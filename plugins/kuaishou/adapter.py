@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-from pydantic import AwareDatetime, Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr, field_validator
 
 import hub
 from hub import response_json
@@ -45,6 +45,7 @@ from plugins.kuaishou.wire import (
     SignMethod,
     encode_param,
     envelope_error,
+    message_key_bytes,
     method_path,
 )
 from schemas import Account, Fan, Order
@@ -84,13 +85,13 @@ class OrderCursor:
         return json.dumps([self.begin, self.end, self.until, self.cursor], separators=(",", ":"))
 
     @classmethod
-    def decode(cls, text: str) -> OrderCursor:
+    def decode(cls, text: str, account_id: str | None = None) -> OrderCursor:
         try:
             begin, end, until, cursor = json.loads(text)
             return cls(int(begin), int(end), int(until), str(cursor))
         except (ValueError, TypeError):
             raise hub.PermanentError("orders: the stored cursor is not ours; sync again with --full",
-                                     platform="kuaishou") from None
+                                     platform="kuaishou", account_id=account_id) from None
 
 
 class KuaishouAdapter(hub.Adapter):
@@ -130,6 +131,12 @@ class KuaishouAdapter(hub.Adapter):
         phone_cipher_field: str = Field(default="encryptedMobile",
                                         description="the orderAddress field that holds the phone ciphertext")
         order_list_http_method: Literal["GET", "POST"] = "GET"
+
+        @field_validator("message_key")
+        @classmethod
+        def _an_aes_key(cls, value: SecretStr) -> SecretStr:
+            message_key_bytes(value.get_secret_value())  # a ValueError names no value
+            return value
 
     # -- the envelope -------------------------------------------------------------------------
 
@@ -172,7 +179,7 @@ class KuaishouAdapter(hub.Adapter):
         if not cursor:
             begin = max(now - int(config.order_lookback_days * DAY_MS), floor)
             return OrderCursor(begin, min(begin + window, now), now)
-        state = OrderCursor.decode(cursor)
+        state = OrderCursor.decode(cursor, self.account_id)
         if state.begin < floor:  # a pass resumed after its window slid past the 90 days: restart there
             begin = min(floor, state.until)
             state = OrderCursor(begin, min(begin + window, state.until), state.until)
@@ -209,9 +216,15 @@ class KuaishouAdapter(hub.Adapter):
 
     async def fetch_fans(self, account: Account, cursor: str | None) -> hub.Page[Fan]:
         items, following = await self._order_page(cursor)
-        phones = await self._phones(items) if self.config.decrypt_phones else {}
+        phones: dict[str, str] = {}
+        notes: tuple[str, ...] = ()
+        if self.config.decrypt_phones:
+            try:
+                phones = await self._phones(items)
+            except (hub.PlatformConfigError, hub.PermanentError) as exc:  # not allowed: the buyers still count
+                notes = (f"kuaishou {account.account_id}: receivers' phones were not decrypted ({exc})",)
         return hub.Page(items=Fan.many(buyers(self.platform, account.account_id, items, phones)),
-                        next_cursor=following)
+                        next_cursor=following, notes=notes)
 
     # -- phones (only where the shop allows decryption) ---------------------------------------
 

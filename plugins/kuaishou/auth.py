@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
@@ -141,22 +142,24 @@ class KuaishouAuth(TokenAuth):
     # -- signing -----------------------------------------------------------------------------
 
     def apply(self, request: httpx.Request, token: Token) -> None:
-        """Add ``access_token`` and ``sign`` to the request's parameters (query or form body)."""
-        config = self.adapter.config
-        secret = config.sign_secret.get_secret_value()
+        """Add ``access_token`` and ``sign`` to the request's parameters (query or form body),
+        with a fresh ``timestamp`` (the request may be a retry)."""
         if request.method == "GET":
-            params = {k: v for k, v in request.url.params.multi_items() if k not in ("access_token", "sign")}
-            params["access_token"] = token.access_token
-            params["sign"] = sign(params, secret, params.get("signMethod", config.sign_method))
+            params = self._signed(request.url.params.multi_items(), token)
             request.url = request.url.copy_with(query=urlencode(params).encode("ascii"))
             return
-        form = {k: v for k, v in parse_qsl(request.content.decode("utf-8"), keep_blank_values=True)
-                if k not in ("access_token", "sign")}
-        form["access_token"] = token.access_token
-        form["sign"] = sign(form, secret, form.get("signMethod", config.sign_method))
+        form = self._signed(parse_qsl(request.content.decode("utf-8"), keep_blank_values=True), token)
         body = urlencode(form).encode("utf-8")
         request.stream = httpx.ByteStream(body)
         request._content = body  # noqa: SLF001 - httpx keeps the read body here
         request.headers["Content-Length"] = str(len(body))
         request.headers["Content-Type"] = "application/x-www-form-urlencoded"
 
+    def _signed(self, pairs: Any, token: Token) -> dict[str, str]:
+        config = self.adapter.config
+        params = {k: v for k, v in pairs if k not in ("access_token", "sign")}
+        if "timestamp" in params:
+            params["timestamp"] = str(self.adapter.now_ms())
+        params["access_token"] = token.access_token
+        params["sign"] = sign(params, config.sign_secret.get_secret_value(), params.get("signMethod", config.sign_method))
+        return params

@@ -98,10 +98,13 @@ def parse_push(account: Account, request: hub.WebhookRequest, *, message_key: st
     if is_heartbeat(plain):
         return _acknowledged()
     try:
-        message = json.loads(decrypt_push(request.body, message_key).decode("utf-8"))
-    except ValueError as exc:  # not Base64, bad padding, not UTF-8, not JSON
-        raise hub.WebhookRejected(f"push refused: {exc}" if "push body" in str(exc) else
-                                  "push refused: the plaintext is not UTF-8 JSON", status_code=400) from None
+        plaintext = decrypt_push(request.body, message_key)
+    except ValueError as exc:  # not Base64, not whole blocks, bad padding (its message names no value)
+        raise hub.WebhookRejected(f"push refused: {exc}", status_code=400) from None
+    try:
+        message = json.loads(plaintext.decode("utf-8"))
+    except ValueError:
+        raise hub.WebhookRejected("push refused: the plaintext is not UTF-8 JSON", status_code=400) from None
     if is_heartbeat(message):
         return _acknowledged()
     if not isinstance(message, Mapping):

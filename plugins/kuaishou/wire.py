@@ -49,6 +49,7 @@ __all__ = [
     "encode_param",
     "encrypt_push",
     "envelope_error",
+    "message_key_bytes",
     "method_path",
     "sign",
     "string_to_sign",
@@ -199,7 +200,11 @@ def sign(params: Mapping[str, str], sign_secret: str, method: SignMethod) -> str
 ZERO_IV = bytes(16)
 
 
-def _key(message_key: str) -> bytes:
+def message_key_bytes(message_key: str) -> bytes:
+    """The AES key in a Base64 message key.
+
+    :raises ValueError: it is not Base64 of 16, 24 or 32 bytes (the value is never repeated).
+    """
     try:
         key = base64.b64decode(message_key, validate=True)
     except (binascii.Error, ValueError):
@@ -221,7 +226,7 @@ def decrypt_push(body: bytes, message_key: str) -> bytes:
         raise ValueError("push body is not Base64") from None
     if not ciphertext or len(ciphertext) % 16:
         raise ValueError("push body is not whole AES blocks")
-    decryptor = Cipher(algorithms.AES(_key(message_key)), modes.CBC(ZERO_IV)).decryptor()
+    decryptor = Cipher(algorithms.AES(message_key_bytes(message_key)), modes.CBC(ZERO_IV)).decryptor()
     padded = decryptor.update(ciphertext) + decryptor.finalize()
     unpadder = padding.PKCS7(128).unpadder()
     try:
@@ -234,5 +239,5 @@ def encrypt_push(plaintext: bytes, message_key: str) -> bytes:
     """A push body as the platform builds it (the sandbox and tests use it)."""
     padder = padding.PKCS7(128).padder()
     padded = padder.update(plaintext) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(_key(message_key)), modes.CBC(ZERO_IV)).encryptor()
+    encryptor = Cipher(algorithms.AES(message_key_bytes(message_key)), modes.CBC(ZERO_IV)).encryptor()
     return base64.b64encode(encryptor.update(padded) + encryptor.finalize())

@@ -270,3 +270,39 @@ async def test_failures_map_to_hub_errors(message, cls):
     with pytest.raises(cls) as caught:
         await rig.adapter.fetch_orders(ACCOUNT, None)
     assert SIGN_SECRET not in str(caught.value) and quote(SIGN_SECRET) not in str(caught.value)
+
+
+async def test_a_retry_is_signed_again_with_a_fresh_timestamp():
+    rig = Rig(retry=RetryPolicy(attempts=2, initial_wait=0, max_wait=0, jitter=0), order_lookback_days=1)
+    seen = []
+    rig.adapter.now_ms = lambda: T + 5_000 * len(seen)  # type: ignore[method-assign]  # 5 s pass per attempt
+
+    def answer(request):
+        params = dict(request.url.params)
+        seen.append(params["timestamp"])
+        assert params["sign"] == expected_sign({k: v for k, v in params.items() if k != "sign"})
+        return httpx.Response(503) if len(seen) == 1 else ok({"cursor": "nomore", "orderList": []})
+
+    rig.router.get("/open/order/cursor/list").mock(side_effect=answer)
+    await rig.adapter.fetch_orders(ACCOUNT, None)
+    assert seen == [str(T), str(T + 5_000)]
+
+
+async def test_a_shop_that_does_not_allow_decryption_still_gives_its_buyers():
+    rig = Rig(order_lookback_days=1, decrypt_phones=True)
+    rig.router.get("/open/order/cursor/list").mock(return_value=ok({"cursor": "nomore", "orderList": [order_item()]}))
+    rig.router.post("/open/security/instant/decrypt/batch").mock(return_value=httpx.Response(200, json={
+        "result": 7, "error_msg": "token中无scope权限"}))
+    page = await rig.adapter.fetch_fans(ACCOUNT, None)
+    assert [f.platform_uid for f in page.items] == ["buyer-1"] and page.items[0].other_phones == []
+    assert len(page.notes) == 1 and "not decrypted" in page.notes[0]
+
+
+def test_a_message_key_that_is_not_an_aes_key_is_a_config_error_that_does_not_echo_it():
+    import pydantic
+
+    options = {"app_key": "k", "app_secret": "s", "sign_secret": "s", "access_token": "a", "refresh_token": "r"}
+    for bad in ("not-base64-at-all!", base64.b64encode(b"short").decode()):
+        with pytest.raises(pydantic.ValidationError) as caught:
+            KuaishouAdapter.Config(**options, message_key=bad)
+        assert bad not in str(caught.value) and "message_key" in str(caught.value)
