@@ -146,7 +146,7 @@ class AlipayAdapter(hub.Adapter):
                 return None  # an HTML error page: the HTTP status decides
             raise hub.PermanentError(f"not a gateway answer ({exc})", platform=self.platform,
                                      account_id=self.account_id, endpoint=endpoint) from None
-        return None if reply.ok else (error_key(reply), reply.describe())
+        return None if reply.ok else (error_key(reply), f"{endpoint}: {reply.describe()}")
 
     def _auth(self) -> Any:
         return self.credential("merchant") if self.config.app_auth_token else httpx.USE_CLIENT_DEFAULT
