@@ -29,10 +29,9 @@ from pydantic import Field, SecretStr
 import hub
 from hub import Token, response_json
 from plugins.xiaohongshu.auth import XiaohongshuAuth
-from plugins.xiaohongshu.mapping import buyer_fans, mainland_mobile, refunded_fen, to_orders
+from plugins.xiaohongshu.mapping import ENDED, buyer_fans, mainland_mobile, refunded_fen, to_orders
 from plugins.xiaohongshu.webhooks import parse_push
 from plugins.xiaohongshu.wire import (
-    AFTER_SALE_DONE,
     DECRYPT_QUOTA_CODES,
     ERROR_CODES,
     GATEWAY_PATH,
@@ -201,7 +200,7 @@ class XiaohongshuAdapter(hub.Adapter):
         details = await self._details(listed)
         with_after_sales = [str(d["orderId"]) for d in details
                             if as_int(d.get("orderAfterSalesStatus"), default=1) not in (0, 1)
-                            and as_int(d.get("orderStatus")) not in (8, 9)]
+                            and as_int(d.get("orderStatus")) not in ENDED]  # refunded in full anyway
         refunds = dict(zip(with_after_sales, await self._gather(self._refunded(i) for i in with_after_sales),
                            strict=True))
         orders = to_orders(self.platform, account.account_id, details, refunds)

@@ -62,7 +62,8 @@ def _millis(value: Any) -> datetime | None:
 def signed_body(body: dict[str, Any], *, app_id: str, app_secret: str, access_token: str | None,
                 timestamp: int | None = None) -> dict[str, Any]:
     """``body`` (holding ``method`` and business parameters) with the system parameters added:
-    ``appId``, ``version``, ``timestamp`` (seconds), ``sign`` and, for merchant calls, ``accessToken``.
+    ``appId``, ``version``, ``timestamp`` (Unix seconds, a string as in the official example),
+    ``sign`` and, for merchant calls, ``accessToken``.
 
     :param body: the business body; its ``method`` is signed.
     :param app_id: the app's id.
@@ -72,7 +73,7 @@ def signed_body(body: dict[str, Any], *, app_id: str, app_secret: str, access_to
     """
     stamp = int(time.time()) if timestamp is None else timestamp
     method = str(body["method"])
-    signed = {**body, "appId": app_id, "version": VERSION, "timestamp": stamp,
+    signed = {**body, "appId": app_id, "version": VERSION, "timestamp": str(stamp),
               "sign": request_sign(method, app_id, stamp, VERSION, app_secret)}
     if access_token is not None:
         signed["accessToken"] = access_token

@@ -27,7 +27,7 @@ from typing import Any
 from plugins.xiaohongshu.wire import REFUND_SUCCEEDED, as_int
 from schemas import Fan, Order, OrderStatus, from_epoch_millis
 
-__all__ = ["PRIVATE_KEYS", "buyer_fans", "mainland_mobile", "order_status", "refunded_fen", "strip_private",
+__all__ = ["ENDED", "PRIVATE_KEYS", "buyer_fans", "mainland_mobile", "order_status", "refunded_fen", "strip_private",
            "to_orders", "yuan_to_fen"]
 
 STATUSES = {

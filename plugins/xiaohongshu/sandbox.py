@@ -7,7 +7,7 @@ vectors.
 
 Protocol
     ``POST /ark/open_api/v3/common_controller`` with a JSON body: ``appId``, ``method``,
-    ``version`` "2.0", ``timestamp`` (seconds, within 15 minutes of the sandbox's clock),
+    ``version`` "2.0", ``timestamp`` (seconds, a string or a number, within 15 minutes of its clock),
     ``sign`` (MD5 of ``method?appId=&timestamp=&version=`` + secret) and, except for token calls,
     ``accessToken``.  Answers ``{"error_code", "error_msg", "success", "data"}``; the after-sale
     methods wrap ``data`` in ``{"code", "msg", "success", "data"}``.
@@ -260,11 +260,12 @@ def make_app(fans: int = 300, *, seed: int = 0, faults: Faults | None = None) ->
             return _bad("body is not an object")
         state.requests.append({k: v for k, v in body.items() if k not in ("accessToken", "sign")})
         method = str(body.get("method") or "")
-        if body.get("appId") != APP_ID or body.get("version") != VERSION or not isinstance(body.get("timestamp"), int):
+        stamp = str(body.get("timestamp", ""))  # the doc's example sends a string of seconds
+        if body.get("appId") != APP_ID or body.get("version") != VERSION or not stamp.isdigit():
             return _bad("appId, version 2.0 and timestamp (seconds) are required")
-        if abs(body["timestamp"] * 1000 - state.now_ms()) > 15 * 60_000 + abs(state.offset_ms):
+        if abs(int(stamp) * 1000 - state.now_ms()) > 15 * 60_000 + abs(state.offset_ms):
             return _bad("timestamp 超出允许范围")
-        if body.get("sign") != request_sign(method, APP_ID, body["timestamp"], VERSION, APP_SECRET):
+        if body.get("sign") != request_sign(method, APP_ID, stamp, VERSION, APP_SECRET):
             state.count("bad_signs")
             return _answer(code=SANDBOX_CODES["bad_sign"], msg="签名错误")
         if state.faults.busy and rng.random() < state.faults.busy:

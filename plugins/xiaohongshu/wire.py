@@ -26,9 +26,12 @@ from typing import Any
 
 __all__ = [
     "AFTER_SALE_DONE",
+    "AFTER_SALE_TOPICS",
+    "DECRYPT_QUOTA_CODES",
     "ERROR_CODES",
     "GATEWAY_PATH",
     "METHODS",
+    "ORDER_BY_UPDATE_TIME",
     "ORDER_TOPICS",
     "PAGE_NO_MAX",
     "PAGE_SIZE_MAX",

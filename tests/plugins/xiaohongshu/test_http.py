@@ -98,7 +98,8 @@ class Rig:
 def business(body: dict[str, Any]) -> dict[str, Any]:
     """The body without its system parameters, after checking them."""
     assert body["appId"] == "app-1" and body["version"] == "2.0"
-    assert isinstance(body["timestamp"], int) and abs(body["timestamp"] - time.time()) < 5  # seconds
+    stamp = body["timestamp"]  # a string of Unix seconds, as in doc 39's example body
+    assert isinstance(stamp, str) and stamp.isdigit() and abs(int(stamp) - time.time()) < 5
     source = f"{body['method']}?appId=app-1&timestamp={body['timestamp']}&version=2.0{SECRET}"
     assert body["sign"] == hashlib.md5(source.encode()).hexdigest()
     return {k: v for k, v in body.items() if k not in SYSTEM}
