@@ -223,8 +223,8 @@ def card_query(s: Sandbox, params: dict[str, str], biz: dict[str, Any]) -> dict[
 def card_update(s: Sandbox, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
     datetime.strptime(str(biz.get("occur_time") or ""), STAMP)
     info = biz.get("card_info")
-    if not isinstance(info, dict):
-        raise _business("INVALID_PARAMETER", "card_info 必填")
+    if not isinstance(info, dict) or info.get("biz_card_no"):
+        raise _business("INVALID_PARAMETER", "card_info 必填，且不传 biz_card_no")
     point = info.get("point")
     if point is not None and not (isinstance(point, str) and POINT.fullmatch(point)):
         raise _business("INVALID_PARAMETER", "积分必须为数字型（可为浮点型，带2位小数点）")
