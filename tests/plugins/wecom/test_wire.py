@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -13,7 +14,8 @@ from hub.platform.tokens import MemoryTokenStore
 from hub.platform.errormap import error_for_code
 from hub.platform.client import build_client
 from plugins.wecom import WeComAdapter
-from plugins.wecom.wire import CAUSES, ERROR_CODES
+from plugins.wecom.auth import WeComAuth, WeComMpAuth
+from plugins.wecom.wire import CAUSES, ERROR_CODES, MP_ERROR_CODES
 from schemas import Account, ContentType, Direction, FollowState, Gender, Message, from_epoch_seconds
 
 BASE = "https://qyapi.weixin.qq.com"
@@ -213,6 +215,9 @@ async def test_rate_limit_code_carries_the_documented_block_and_busy_is_transien
     async with client:
         with pytest.raises(hub.RateLimited) as limited:
             await adapter.follow_users()
+    # a 45009 holds the whole account for its 60 s block: the next call goes through another one
+    client, adapter = open_wecom(router)
+    async with client:
         with pytest.raises(hub.TransientError):
             await adapter.follow_users()
     assert limited.value.retry_after == 60.0
@@ -233,3 +238,26 @@ def test_error_table(code, expected):
 def test_config_keeps_secrets_out_of_its_repr():
     config = WeComAdapter.Config(corp_id="ww1", secret="s3cret", token="tok", encoding_aes_key="A" * 43)
     assert "s3cret" not in repr(config) and "A" * 43 not in repr(config)
+
+
+@pytest.mark.parametrize("code, expected", [
+    (40001, hub.TokenExpired), (40014, hub.TokenExpired), (42001, hub.TokenExpired),
+    (-1, hub.PermanentError), (45009, hub.PermanentError), (40058, hub.PermanentError),
+])
+def test_the_mp_credential_has_its_own_error_table(code, expected):
+    """The 公众号's 40001 is "invalid credential" (refresh), the corp's a wrong secret (config)."""
+    assert WeComMpAuth.error_codes is MP_ERROR_CODES and all(isinstance(k, int) for k in MP_ERROR_CODES)
+    assert type(error_for_code(MP_ERROR_CODES, code, "m", platform="wecom")) is expected
+    assert type(error_for_code(ERROR_CODES, 40001, "m", platform="wecom")) is hub.PlatformConfigError
+
+
+def test_a_short_lived_token_is_refreshed_a_tenth_of_its_life_ahead():
+    auth = WeComAuth(object(), MemoryTokenStore(), "hq")  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+
+    def token(left, lifetime):
+        return hub.Token(access_token="T", expires_at=now + timedelta(seconds=left), extra={"lifetime": lifetime})
+
+    assert auth.is_fresh(token(1.5, 2)) and not auth.is_fresh(token(0.1, 2))  # margin 0.2 s
+    assert auth.is_fresh(token(400, 7200)) and not auth.is_fresh(token(200, 7200))  # margin 5 min
+    assert not auth.is_fresh(hub.Token(access_token="T", expires_at=now + timedelta(seconds=200)))
