@@ -42,6 +42,7 @@ from plugins.kuaishou.wire import (
     ERROR_CODES,
     NOMORE,
     ORDER_LIST_METHOD,
+    PATHS,
     SignMethod,
     encode_param,
     envelope_error,
@@ -101,7 +102,7 @@ class KuaishouAdapter(hub.Adapter):
     default_base_url = "https://openapi.kwaixiaodian.com"
     capabilities = frozenset({hub.Capability.FANS, hub.Capability.ORDERS, hub.Capability.WEBHOOKS})
     error_codes = ERROR_CODES
-    rate_limits = {method_path(ORDER_LIST_METHOD): (300.0, 1.0), method_path(DECRYPT_METHOD): (100.0, 1.0)}
+    rate_limits = {PATHS["order_list"]: (300.0, 1.0), PATHS["decrypt"]: (100.0, 1.0)}
     auth_class = KuaishouAuth
     sandbox = "plugins.kuaishou.sandbox:make_sandbox"
 

@@ -36,11 +36,13 @@ import hub
 __all__ = [
     "ACK",
     "API_VERSION",
+    "CAUSES",
     "DECRYPT_METHOD",
     "ERROR_CODES",
     "MESSAGE_CODES",
     "NOMORE",
     "ORDER_LIST_METHOD",
+    "PATHS",
     "REFRESH_TOKEN_PATH",
     "SIGNED_ALWAYS",
     "SignMethod",
@@ -61,6 +63,14 @@ API_VERSION = "1"
 ORDER_LIST_METHOD = "open.order.cursor.list"
 DECRYPT_METHOD = "open.security.instant.decrypt.batch"
 REFRESH_TOKEN_PATH = "/oauth2/refresh_token"
+
+PATHS = {
+    "access_token": "/oauth2/access_token",  # the code exchange (done once, outside the hub)
+    "refresh_token": REFRESH_TOKEN_PATH,
+    "order_list": "/open/order/cursor/list",  # method_path(ORDER_LIST_METHOD)
+    "decrypt": "/open/security/instant/decrypt/batch",  # method_path(DECRYPT_METHOD)
+}
+"""The documented paths the plugin uses."""
 NOMORE = "nomore"
 """The ``cursor`` value of the last page of ``open.order.cursor.list``."""
 
@@ -123,6 +133,30 @@ ERROR_CODES: dict[Any, Any] = {
 """Kuaishou failures → hub errors; anything else is a :class:`hub.PermanentError`."""
 
 
+CAUSES: dict[Any, str] = {
+    21: "Kuaishou rejected the order operation",
+    24: "the shop revoked the app's authorisation (AUTHORIZATION_REVOKED): authorise again",
+    26: "the main account does not exist: the wrong kind of token for this API",
+    1800608: "no permission for off-site distribution",
+    100200100: "a required request parameter is missing",
+    100200101: "the app is not valid (check app_key and app_secret)",
+    100200102: "the token was refused (access_denied: invalid, already used, or the authorisation revoked)",
+    100200103: "wrong response_type",
+    100200104: "wrong grant_type",
+    100200105: "the grant was refused (invalid_grant)",
+    100200106: "the scope was refused, or the user cancelled the authorisation",
+    100200107: "the open id is not valid",
+    100200500: "Kuaishou had an internal error",
+    MSG_TOKEN_EXPIRED: "access token expired",
+    MSG_AUTH_FAILED: "authentication failed",
+    MSG_SCOPE: "the shop did not grant the scope this call needs",
+    MSG_SIGNATURE: "signature check failed: check sign_secret and sign_method",
+    MSG_QPS: "QPS limit exceeded",
+    MSG_QUOTA: "daily call quota exhausted",
+}
+"""What each code of :data:`ERROR_CODES` means, in our words (a hub error carries these)."""
+
+
 def as_int(value: Any, default: int = 0) -> int:
     """A number Kuaishou may send as a string (``"1"``); ``default`` when absent or empty."""
     if value is None or value == "":
@@ -136,8 +170,9 @@ def envelope_error(body: Any) -> tuple[Any, str] | None:
     """The failure in a Kuaishou answer as ``(code, message)``, or ``None`` for success.
 
     Success is ``result == 1``.  A failure documented only by its message is reported under its
-    symbolic code from :data:`MESSAGE_CODES`; the platform's message is not repeated for those
-    (it may name keys and ids), only our words.
+    symbolic code from :data:`MESSAGE_CODES`.  The message is ours (:data:`CAUSES`) for every
+    known code (the platform's throttle texts name keys and ids); Kuaishou's own, cut to 200
+    characters, for an unknown one.
     """
     if not isinstance(body, Mapping):
         return ("malformed", "answer is not a JSON object")
@@ -152,18 +187,11 @@ def envelope_error(body: Any) -> tuple[Any, str] | None:
     lowered = message.lower()
     for needle, symbolic in MESSAGE_CODES:
         if needle.lower() in lowered:
-            return (symbolic, _OUR_WORDS[symbolic])
-    return (code if result is not None else "no-result", message[:200] or "platform error")
+            return (symbolic, CAUSES[symbolic])
+    if result is None:
+        return ("no-result", message[:200] or "answer without result")
+    return (code, CAUSES.get(code) or message[:200] or "Kuaishou refused the call")
 
-
-_OUR_WORDS = {
-    MSG_TOKEN_EXPIRED: "access token expired",
-    MSG_AUTH_FAILED: "authentication failed",
-    MSG_SCOPE: "the shop did not grant the scope this call needs",
-    MSG_SIGNATURE: "signature check failed: check sign_secret and sign_method",
-    MSG_QPS: "QPS limit exceeded",
-    MSG_QUOTA: "daily call quota exhausted",
-}
 
 # -- requests ------------------------------------------------------------------------------
 

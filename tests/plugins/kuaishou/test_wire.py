@@ -13,7 +13,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 import hub
 from plugins.kuaishou.wire import (
+    CAUSES,
+    DECRYPT_METHOD,
     ERROR_CODES,
+    ORDER_LIST_METHOD,
+    PATHS,
     decrypt_push,
     encode_param,
     encrypt_push,
@@ -28,7 +32,13 @@ DOC_PARAMS = {"access_token": "tok", "appkey": "ks123", "method": "open.item.get
               "signMethod": "MD5", "timestamp": "1704038400000", "version": "1"}
 
 
+def test_every_code_has_a_cause_in_our_words():
+    assert set(CAUSES) == set(ERROR_CODES)
+
+
 def test_the_path_is_the_method_with_slashes():
+    assert PATHS["order_list"] == method_path(ORDER_LIST_METHOD)
+    assert PATHS["decrypt"] == method_path(DECRYPT_METHOD)
     assert method_path("open.order.cursor.list") == "/open/order/cursor/list"
     assert method_path("open.security.instant.decrypt.batch") == "/open/security/instant/decrypt/batch"
 
@@ -67,9 +77,12 @@ def test_param_is_compact_sorted_json_that_keeps_unicode():
 @pytest.mark.parametrize(("body", "expected"), [
     ({"result": 1, "data": {}}, None),
     ({"result": "1", "data": {}}, None),
-    ({"result": 24, "error_msg": "AUTHORIZATION_REVOKED"}, (24, "AUTHORIZATION_REVOKED")),
-    ({"result": 26, "data": None, "error_msg": "主账号不存在"}, (26, "主账号不存在")),
-    ({"result": 100200102, "error": "access_denied"}, (100200102, "access_denied")),
+    ({"result": 24, "error_msg": "AUTHORIZATION_REVOKED"},
+     (24, "the shop revoked the app's authorisation (AUTHORIZATION_REVOKED): authorise again")),
+    ({"result": 26, "data": None, "error_msg": "主账号不存在"},
+     (26, "the main account does not exist: the wrong kind of token for this API")),
+    ({"result": 100200102, "error": "access_denied"}, (100200102, CAUSES[100200102])),
+    ({"result": 31, "error_msg": "没见过的错误"}, (31, "没见过的错误")),
     ({"result": 7, "error_msg": "Exceed qps limit, KEY [apiId:1;appkey:k], MAX_QPS [300.0]"},
      ("msg:qps-limit", "QPS limit exceeded")),
     ({"result": 7, "error_msg": "Exceed quota limit, KEY [appkey:k]"}, ("msg:daily-quota", "daily call quota exhausted")),
