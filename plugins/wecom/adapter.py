@@ -164,8 +164,8 @@ class WeComAdapter(hub.Adapter):
         by its first userid and carries the platform's ``next_cursor`` inside it."""
         fresh = cursor is None
         staff = await self.follow_users(refresh=fresh)
-        if self.config.complete_follows:
-            names = await self.tag_names(refresh=fresh)
+        whole = self.config.complete_follows
+        names = await self.tag_names(refresh=fresh) if whole else {}
         state = json.loads(cursor) if cursor else {"u": staff[0] if staff else "", "c": ""}
         start = bisect.bisect_left(staff, state["u"])
         chunk = staff[start:start + self.config.chunk_size]
@@ -173,10 +173,10 @@ class WeComAdapter(hub.Adapter):
             return hub.Page(items=[], next_cursor=None)
         body = await self._post("batch", {"userid_list": chunk, "cursor": state["c"], "limit": self.config.page_size})
         grouped = group_pairs(body.get("external_contact_list") or [])
-        if self.config.complete_follows:
-            whole = await self._complete(grouped)
+        if whole:
+            read = await self._complete(grouped)
             fans = [fan_from_contact(account.account_id, contact, follows, names, platform=self.platform)
-                    for contact, follows in whole.values()]
+                    for contact, follows in read.values()]
         else:
             fans = Fan.many(fan_from_page(account.account_id, contact, follows, platform=self.platform)
                             for contact, follows in grouped.values())
