@@ -18,17 +18,18 @@ group is not implemented: its methods are not public.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 
 import hub
 from hub import Token, response_json
-from plugins.xiaohongshu.auth import XiaohongshuAuth
+from plugins.xiaohongshu.auth import XiaohongshuAuth, refresh_warning
 from plugins.xiaohongshu.mapping import ENDED, buyer_fans, mainland_mobile, refunded_fen, to_orders
 from plugins.xiaohongshu.webhooks import parse_push
 from plugins.xiaohongshu.wire import (
@@ -47,6 +48,8 @@ from plugins.xiaohongshu.wire import (
 from schemas import SHANGHAI, Account, Fan, Order
 
 __all__ = ["ERROR_KINDS", "XiaohongshuAdapter"]
+
+log = logging.getLogger("siyu.xiaohongshu")
 
 ERROR_KINDS: dict[str, Any] = {
     "token_expired": hub.TokenExpired,
@@ -108,6 +111,7 @@ class XiaohongshuAdapter(hub.Adapter):
         super().__init__(config=config, client=client)
         extra = {code: ERROR_KINDS[kind] for code, kind in self.config.extra_error_codes.items()}
         self.error_codes = {**ERROR_CODES, **extra}  # the account's additions to the documented table
+        self._warned = False
 
     # -- envelope -----------------------------------------------------------------------------
 
@@ -185,13 +189,27 @@ class XiaohongshuAdapter(hub.Adapter):
                                    for r in returns)
         return refunded_fen(info.get("afterSaleInfo") or {} for info in infos)
 
-    def _notes(self) -> tuple[str, ...]:
-        flow = self.client.auth
+    def _notes(self, skipped: list[str]) -> tuple[str, ...]:
+        """The page's notes: orders skipped, and a refresh token close to its end (logged once)."""
+        notes = [f"xiaohongshu {self.account_id}: order {order_id} has an undocumented orderStatus; "
+                 "skipped until the plugin knows it" for order_id in skipped]
         token = self.token_store.load(self.platform, self.account_id)
-        if isinstance(flow, XiaohongshuAuth) and token is not None:
-            warning = flow.warn_if_expiring(token)
-            return (warning,) if warning else ()
-        return ()
+        warning = refresh_warning(token, self.config.warn_refresh_days, self.account_id) if token else None
+        if warning:
+            if not self._warned:
+                log.warning(warning)
+                self._warned = True
+            notes.append(warning)
+        return tuple(notes)
+
+    def _mapped(self, build: Any, *args: Any) -> Any:
+        try:
+            return build(self.platform, self.account_id, *args)
+        except ValidationError:
+            raise  # the hub names the record and field
+        except (ValueError, KeyError, TypeError) as exc:
+            raise hub.PermanentError(f"unexpected order data ({type(exc).__name__}: {exc})", platform=self.platform,
+                                     account_id=self.account_id) from None
 
     # -- streams -----------------------------------------------------------------------------
 
@@ -203,15 +221,14 @@ class XiaohongshuAdapter(hub.Adapter):
                             and as_int(d.get("orderStatus")) not in ENDED]  # refunded in full anyway
         refunds = dict(zip(with_after_sales, await self._gather(self._refunded(i) for i in with_after_sales),
                            strict=True))
-        orders = to_orders(self.platform, account.account_id, details, refunds)
-        return hub.Page(items=orders, next_cursor=following, notes=self._notes())
+        orders, skipped = self._mapped(to_orders, details, refunds)
+        return hub.Page(items=orders, next_cursor=following, notes=self._notes(skipped))
 
     async def fetch_fans(self, account: Account, cursor: str | None) -> hub.Page[Fan]:
         listed, following = await self._orders_page(cursor)
         details = await self._details(listed)
         phones = await self._receiver_phones(details) if self.config.phone_decrypt_calls_per_day else {}
-        return hub.Page(items=buyer_fans(self.platform, account.account_id, details, phones), next_cursor=following,
-                        notes=self._notes())
+        return hub.Page(items=self._mapped(buyer_fans, details, phones), next_cursor=following, notes=self._notes([]))
 
     # -- receiver phones (identity keys), within the daily decrypt quota -------------------------
 

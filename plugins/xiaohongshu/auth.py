@@ -19,7 +19,8 @@ So the flow:
 * refuses to send a refresh once the refresh token is known to be dead, and turns a refused
   refresh into a :class:`hub.PlatformConfigError` that says the shop must authorise the app
   again and when the refresh token expired (or expires);
-* logs a warning when the refresh token has less than ``warn_refresh_days`` left;
+* (the adapter warns, in the log once and in every page's notes, when the refresh token has less
+  than ``warn_refresh_days`` left: :func:`refresh_warning`);
 * puts ``appId``, ``version``, ``timestamp``, ``sign`` and ``accessToken`` into every request's
   JSON body (:meth:`XiaohongshuAuth.apply`), so that a retried request is signed afresh.
 """
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,9 +39,7 @@ import hub
 from hub import Token, TokenAuth, response_json
 from plugins.xiaohongshu.wire import GATEWAY_PATH, METHODS, VERSION, as_int, request_sign, unwrap
 
-__all__ = ["AUTHORIZE_URL", "XiaohongshuAuth", "reauthorise_hint", "signed_body"]
-
-log = logging.getLogger("siyu.xiaohongshu")
+__all__ = ["AUTHORIZE_URL", "XiaohongshuAuth", "reauthorise_hint", "refresh_warning", "signed_body"]
 
 AUTHORIZE_URL = "https://ark.xiaohongshu.com/ark/authorization"
 """Where the shop's main account authorises the app (``?appId=…&redirectUri=…&state=…``)."""
@@ -160,7 +158,6 @@ class XiaohongshuAuth(TokenAuth):
         token = Token(access_token=access, expires_at=expires_at,
                       refresh_token=str(data.get("refreshToken") or previous.refresh_token or ""),
                       refresh_expires_at=refresh_expires_at or previous.refresh_expires_at, extra=extra)
-        self.warn_if_expiring(token)
         return token
 
     def apply(self, request: httpx.Request, token: Token) -> None:
@@ -175,17 +172,11 @@ class XiaohongshuAuth(TokenAuth):
         request._content = content  # noqa: SLF001 - httpx keeps the read body here
         request.headers["Content-Length"] = str(len(content))
 
-    # -- warnings ------------------------------------------------------------------------------
 
-    def warn_if_expiring(self, token: Token) -> str | None:
-        """Log (and return) a warning when the refresh token has less than ``warn_refresh_days``."""
-        expiry = token.refresh_expires_at
-        if expiry is None:
-            return None
-        left = expiry - datetime.now(UTC)
-        if left > timedelta(days=self.adapter.config.warn_refresh_days):
-            return None
-        text = (f"xiaohongshu {self.account_id}: the refresh token expires at {expiry:%Y-%m-%d %H:%M} UTC; "
-                f"unless a sync refreshes the access token before then, the shop must authorise the app again")
-        log.warning(text)
-        return text
+def refresh_warning(token: Token, days: float, account_id: str) -> str | None:
+    """The warning due when ``token``'s refresh token has less than ``days`` left, else ``None``."""
+    expiry = token.refresh_expires_at
+    if expiry is None or expiry - datetime.now(UTC) > timedelta(days=days):
+        return None
+    return (f"xiaohongshu {account_id}: the refresh token expires at {expiry:%Y-%m-%d %H:%M} UTC; unless a refresh "
+            f"gives a new one before then, the shop must authorise the app again")

@@ -95,19 +95,24 @@ def _time(value: Any) -> Any:
 
 
 def to_orders(platform: str, account_id: str, details: Iterable[Mapping[str, Any]],
-              refunds: Mapping[str, int]) -> list[Order]:
-    """Canonical orders from ``order.getOrderDetail`` answers.
+              refunds: Mapping[str, int]) -> tuple[list[Order], list[str]]:
+    """Canonical orders from ``order.getOrderDetail`` answers, and the ids of the orders skipped
+    because their ``orderStatus`` is not documented (a new status must not block the stream).
 
     :param details: the ``data`` of each detail answer.
     :param refunds: fen refunded per ``orderId`` (from the after-sale APIs); absent means none.
     :raises ValueError: (or :class:`pydantic.ValidationError`) for a detail that is not one.
     """
-    values = []
+    values, skipped = [], []
     for detail in details:
         order_id = str(detail["orderId"])
         amount = max(0, as_int(detail.get("totalPayAmount")) - as_int(detail.get("totalShippingFree")))
         paid_at = _time(detail.get("paidTime"))
-        status, refunded = order_status(as_int(detail.get("orderStatus")), paid=paid_at is not None, amount=amount,
+        code = as_int(detail.get("orderStatus"))
+        if code not in STATUSES and code not in ENDED:
+            skipped.append(order_id)
+            continue
+        status, refunded = order_status(code, paid=paid_at is not None, amount=amount,
                                         refunded=refunds.get(order_id, 0))
         values.append({
             "platform": platform, "account_id": account_id, "order_id": order_id,
@@ -115,7 +120,7 @@ def to_orders(platform: str, account_id: str, details: Iterable[Mapping[str, Any
             "created_at": _time(detail.get("createdTime")), "paid_at": paid_at,
             "refunded_at": _time(detail.get("updateTime")) if refunded else None,
         })
-    return Order.many(values)
+    return Order.many(values), skipped
 
 
 def mainland_mobile(value: Any) -> str | None:

@@ -203,16 +203,14 @@ async def test_a_configured_error_code_rejecting_the_token_refreshes_once_and_re
     assert business(again) == business(first)  # signed afresh
 
 
-async def test_an_unknown_code_is_permanent_and_the_refresh_warning_is_logged(caplog):
-    caplog.set_level(logging.WARNING, "siyu")
+async def test_an_unknown_code_is_permanent_and_names_the_platforms_message():
     rig = Rig()
-    rig.gateway.on("oauth.refreshToken", ok({"accessToken": "t", "accessTokenExpiresAt": now_ms(days=1),
-                                            "refreshToken": "r", "refreshTokenExpiresAt": now_ms(days=2)}))
     rig.gateway.on("order.getOrderList", {"error_code": -1010001, "error_msg": "获取商家信息出错", "success": False})
     async with rig.client:
-        with pytest.raises(hub.PermanentError, match="获取商家信息出错"):
+        with pytest.raises(hub.PermanentError, match="获取商家信息出错") as info:
             await rig.adapter.fetch_orders(ACCOUNT, encode_cursor(START, START + 1800, 0))
-    assert "the refresh token expires at" in caplog.text and SECRET not in caplog.text
+    assert info.value.code == -1010001 and SECRET not in str(info.value)
+    assert len(rig.gateway.calls("order.getOrderList")) == 1  # never retried
 
 
 # -- the 30-minute windows, last page first ------------------------------------------------------
@@ -334,3 +332,21 @@ async def test_the_platform_saying_the_quota_is_spent_stops_decrypting_for_the_d
         await rig.adapter.fetch_fans(ACCOUNT, first.next_cursor)
     assert first.items[0].other_phones == []
     assert len(rig.gateway.calls("data.batchDecrypt")) == 1
+
+
+async def test_an_undocumented_status_is_a_note_and_garbage_a_permanent_error(caplog):
+    caplog.set_level(logging.WARNING, "siyu")
+    rig = Rig(warn_refresh_days=20)  # the refresh token (13 days left) is inside the warning
+    rig.gateway.on("order.getOrderList", listing(2, 1, ["P1", "P2"]), listing(1, 1, ["P3"]), listing(1, 1, ["P4"]))
+    rig.gateway.on("order.getOrderDetail", detail("P1"), detail("P2", orderStatus=11), detail("P3"),
+                   detail("P4", totalPayAmount="lots"))
+    cursor = encode_cursor(START, START + 1800, 0)
+    async with rig.client:
+        first = await rig.adapter.fetch_orders(ACCOUNT, cursor)
+        second = await rig.adapter.fetch_orders(ACCOUNT, first.next_cursor)
+        with pytest.raises(hub.PermanentError, match="unexpected order data"):
+            await rig.adapter.fetch_orders(ACCOUNT, second.next_cursor)
+    assert [o.order_id for o in first.items] == ["P1"]
+    assert any("order P2 has an undocumented orderStatus" in n for n in first.notes)
+    assert all(any("the refresh token expires at" in n for n in page.notes) for page in (first, second))
+    assert caplog.text.count("the refresh token expires at") == 1  # logged once, noted on every page

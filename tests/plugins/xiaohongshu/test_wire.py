@@ -139,14 +139,19 @@ DETAIL = {"orderId": "P700000000000000001", "userId": "60aa", "orderStatus": 7, 
 
 
 def test_to_orders_pays_points_on_goods_only_and_reads_millisecond_times():
-    [order] = to_orders("xiaohongshu", "shop", [DETAIL], {"P700000000000000001": 4000})
+    [order], skipped = to_orders("xiaohongshu", "shop", [DETAIL], {"P700000000000000001": 4000})
     assert (order.order_id, order.buyer_uid, order.amount_fen, order.refunded_fen, order.status) == (
         "P700000000000000001", "60aa", 12_000, 4000, OrderStatus.PARTIALLY_REFUNDED)
-    assert order.paid_at == datetime(2023, 11, 14, 22, 13, 50, tzinfo=UTC)
+    assert skipped == [] and order.paid_at == datetime(2023, 11, 14, 22, 13, 50, tzinfo=UTC)
     assert order.refunded_at == datetime(2023, 11, 14, 22, 28, 20, 123000, tzinfo=UTC)
-    [unpaid] = to_orders("xiaohongshu", "shop", [{**DETAIL, "orderStatus": 1, "paidTime": 0, "totalPayAmount": 0,
-                                                   "totalShippingFree": 0}], {})
+    [unpaid], _ = to_orders("xiaohongshu", "shop", [{**DETAIL, "orderStatus": 1, "paidTime": 0, "totalPayAmount": 0,
+                                                      "totalShippingFree": 0}], {})
     assert (unpaid.status, unpaid.paid_at, unpaid.amount_fen) == (OrderStatus.CREATED, None, 0)
+
+
+def test_an_order_of_an_undocumented_status_is_skipped_not_fatal():
+    orders, skipped = to_orders("xiaohongshu", "shop", [DETAIL, {**DETAIL, "orderId": "P2", "orderStatus": 11}], {})
+    assert [o.order_id for o in orders] == ["P700000000000000001"] and skipped == ["P2"]
 
 
 def test_a_detail_without_its_buyer_fails_the_page():
