@@ -142,31 +142,26 @@ async def test_the_first_call_refreshes_to_learn_the_expiries_then_signs_with_th
 
 async def test_refresh_waits_for_the_last_30_minutes_and_then_rotates_both_tokens():
     rig = Rig()
-    rig.gateway.on("oauth.refreshToken", tokens(minutes=40), tokens("token-2", "refresh-2", minutes=20),
-                   tokens("token-3", "refresh-3", days=7))
+    rig.gateway.on("oauth.refreshToken", tokens(minutes=40), tokens("token-2", "refresh-2", days=7))
     for _ in range(3):
         rig.gateway.on("order.getOrderList", listing(0, 1, []))
     cursor = encode_cursor(START, START + 1800, 0)
     async with rig.client:
-        await rig.adapter.fetch_orders(ACCOUNT, cursor)  # learns: 40 minutes left, no refresh needed
-        assert rig.token().access_token == "token-live"
-        await rig.adapter.fetch_orders(ACCOUNT, cursor)  # still 40 minutes: no refresh
+        await rig.adapter.fetch_orders(ACCOUNT, cursor)  # learns the expiry: 40 minutes left
+        await rig.adapter.fetch_orders(ACCOUNT, cursor)  # more than 25 minutes: no refresh
         assert len(rig.gateway.calls("oauth.refreshToken")) == 1
-    # within 25 minutes of expiry the hub refreshes: the platform answers new tokens there
-    rig.store.save("xiaohongshu", "shop", hub.Token("token-live", datetime.now(UTC) + timedelta(minutes=20),
-                                                    "refresh-live", datetime.now(UTC) + timedelta(days=8),
-                                                    rig.token().extra))
-    rig2 = Rig()
-    rig2.store = rig.store
-    rig2.adapter.token_store = rig.store
-    rig2.client.auth = XiaohongshuAuth(rig2.adapter, rig.store, "shop")
-    rig2.gateway.on("oauth.refreshToken", tokens("token-3", "refresh-3", days=7))
-    rig2.gateway.on("order.getOrderList", listing(0, 1, []))
-    async with rig2.client:
-        await rig2.adapter.fetch_orders(ACCOUNT, cursor)
-    assert business(rig2.gateway.calls("oauth.refreshToken")[0]) == {"refreshToken": "refresh-live"}
-    assert rig2.gateway.calls("order.getOrderList")[0]["accessToken"] == "token-3"
-    assert rig.store.load("xiaohongshu", "shop").refresh_token == "refresh-3"
+        # 20 minutes later (another process starts from the stored token): inside the window
+        stored = rig.token()
+        rig.store.save("xiaohongshu", "shop", hub.Token(stored.access_token, datetime.now(UTC) + timedelta(minutes=20),
+                                                        stored.refresh_token, stored.refresh_expires_at, stored.extra))
+        rig.client.auth = XiaohongshuAuth(rig.adapter, rig.store, "shop")
+        await rig.adapter.fetch_orders(ACCOUNT, cursor)
+    first, second = rig.gateway.calls("oauth.refreshToken")
+    assert business(first) == {"refreshToken": "refresh-configured"} and business(second) == {
+        "refreshToken": "refresh-live"}
+    assert [b["accessToken"] for b in rig.gateway.calls("order.getOrderList")] == [
+        "token-live", "token-live", "token-2"]
+    assert (rig.token().access_token, rig.token().refresh_token) == ("token-2", "refresh-2")
 
 
 async def test_a_dead_refresh_token_ends_the_sync_with_when_to_authorise_again(caplog):
