@@ -35,9 +35,9 @@ from pydantic import Field, SecretStr, model_validator
 import hub
 from hub import response_json
 from plugins.wecom import webhooks
-from plugins.wecom.auth import MP_KEYS, WeComAuth, WeComMpAuth, corp_error, missing_mp_error, missing_mp_keys, mp_url
+from plugins.wecom.auth import MP_KEYS, WeComAuth, WeComMpAuth, missing_mp_error, missing_mp_keys, mp_url
 from plugins.wecom.mapping import TagNames, fan_from_contact, fan_from_page, group_pairs
-from plugins.wecom.wire import ERROR_CODES, PATHS, PER_CORP_PER_MINUTE
+from plugins.wecom.wire import ERROR_CODES, PATHS, PER_CORP_PER_MINUTE, corp_error
 from schemas import Account, Fan, MemberCard, Message
 
 __all__ = ["ADD_BONUS", "WeComAdapter"]

@@ -24,7 +24,6 @@ import httpx
 import hub
 from hub import Token, TokenAuth, expires_in, response_json
 from plugins.wecom.wire import (
-    CAUSES,
     MP_CAUSE,
     MP_CAUSES,
     MP_ERROR_CODES,
@@ -34,16 +33,10 @@ from plugins.wecom.wire import (
     envelope_error,
 )
 
-__all__ = ["MP_KEYS", "WeComAuth", "WeComMpAuth", "corp_error", "missing_mp_keys", "mp_url"]
+__all__ = ["MP_KEYS", "WeComAuth", "WeComMpAuth", "missing_mp_error", "missing_mp_keys", "mp_url"]
 
 MP_KEYS = ("mp_app_id", "mp_app_secret", "card_id")
 """The options an account needs to push member cards."""
-
-
-def corp_error(response: httpx.Response, platform: str) -> tuple[int, str] | None:
-    """The corp API's ``(errcode, cause in our words)`` in ``response``, or ``None``."""
-    code = envelope_error(response_json(response, platform=platform))
-    return None if code is None else (code, CAUSES.get(code, "WeCom refused the call"))
 
 
 def mp_url(config: Any, key: str) -> str:

@@ -13,9 +13,10 @@ Faults
     ``POST /_admin/faults`` (or :class:`Settings`): ``rate`` makes every corp request, tokens
     included, fail at random with that probability, as one of ``kinds`` (``freq``: errcode 45009,
     ``busy``: errcode -1, ``http500``: HTTP 500), drawn from a generator seeded with
-    ``fault_seed``; ``latency`` delays each corp API answer; ``busy`` alone (errcode -1 with
+    ``fault_seed``; ``latency`` delays each corp API answer; ``token_ttl`` sets the life of the
+    tokens issued next (42001 once it is over); ``busy`` alone (errcode -1 with
     probability p), ``revoke_every`` (revoke every token after n data calls) and
-    ``mp_revoke_every`` (公众号 tokens after n updates).  Short tokens: ``token_ttl``.
+    ``mp_revoke_every`` (公众号 tokens after n updates).  The 公众号 endpoints are not faulted.
     ``GET /_admin/stats`` counts calls per endpoint and faults per kind (``fault_45009``,
     ``fault_-1``, ``fault_500``; ``token_expired`` for 42001 answers); ``GET /_admin/pages`` lists
     every ``batch/get_by_user`` page answered successfully, by (userid chunk, cursor), with how
@@ -83,7 +84,7 @@ class Sandbox:
         self.stats: dict[str, int] = {}
         self.faults: dict[str, Any] = {"busy": 0.0, "revoke_every": 0, "mp_revoke_every": 0,
                                        "rate": settings.fault_rate, "kinds": list(settings.fault_kinds),
-                                       "latency": settings.latency}
+                                       "latency": settings.latency, "token_ttl": settings.token_ttl}
         self.tasks: list[dict[str, Any]] = []
         self.welcome_codes: dict[str, float] = {}
         self.data_calls = 0
@@ -183,9 +184,10 @@ async def gettoken(request: Request) -> Response:
     for value, expiry in state.tokens.items():
         if expiry > now:
             return ok(access_token=value, expires_in=int(expiry - now))
+    ttl = int(state.faults.get("token_ttl") or s.token_ttl)
     value = f"SBX{state.rng.getrandbits(128):032x}"
-    state.tokens[value] = now + s.token_ttl
-    return ok(access_token=value, expires_in=s.token_ttl)
+    state.tokens[value] = now + ttl
+    return ok(access_token=value, expires_in=ttl)
 
 
 async def follow_users(request: Request) -> Response:

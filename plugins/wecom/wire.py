@@ -28,6 +28,7 @@ import struct
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
+import httpx
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -49,6 +50,7 @@ __all__ = [
     "CryptoError",
     "MsgCrypt",
     "XmlError",
+    "corp_error",
     "envelope",
     "envelope_error",
     "message_xml",
@@ -165,6 +167,12 @@ def envelope_error(body: Any) -> int | None:
         return None
     code = body.get("errcode", 0)
     return None if code in (0, None) else code  # type: ignore[no-any-return]
+
+
+def corp_error(response: httpx.Response, platform: str) -> tuple[int, str] | None:
+    """The corp API's ``(errcode, cause in our words)`` in ``response``, or ``None``."""
+    code = envelope_error(hub.response_json(response, platform=platform))
+    return None if code is None else (code, CAUSES.get(code, "WeCom refused the call"))
 
 
 # -- callback crypto (WXBizMsgCrypt) -----------------------------------------------------------

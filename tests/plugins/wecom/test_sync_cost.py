@@ -32,7 +32,11 @@ async def test_a_full_sync_costs_one_batch_call_per_100_relations(engine, databa
     app = make_app(CUSTOMERS, settings=sandbox)
     corp = app.state.sandbox.corp
     relations = len(corp.relations)
-    assert relations > CUSTOMERS  # some customers are followed by several staff
+    assert relations > CUSTOMERS  # some customers are followed by several staff ...
+    pages_of: dict[str, set[int]] = {}
+    for n, (uid, _) in enumerate(pair for staff in sorted(corp.staff) for pair in corp.pairs_of(staff)):
+        pages_of.setdefault(uid, set()).add(n // 100)
+    assert sum(1 for pages in pages_of.values() if len(pages) > 1) > 100  # ... read on several pages
     with serve_asgi(app) as url:
         settings = hub_settings(HOST, database_url, account_for(url, sandbox), RETRY)
         [summary] = await sync_accounts(HOST, settings, engine, stream="fans")
