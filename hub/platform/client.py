@@ -95,6 +95,7 @@ class HubClient(httpx.AsyncClient):
     def __init__(self, *, adapter_class: type[Adapter], account_id: str, limiters: Limiters,
                  retry: RetryPolicy = NO_RETRY, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.event_hooks["request"].append(self._count)  # every request, a token flow's included
         self.adapter: Adapter | None = None
         self.adapter_class = adapter_class
         self.account_id = account_id
@@ -102,6 +103,9 @@ class HubClient(httpx.AsyncClient):
         self.retry = retry
         self.retries = RetryCounter()
         self.calls = 0
+
+    async def _count(self, request: httpx.Request) -> None:
+        self.calls += 1
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
         """Send ``request`` (through its auth flow) under the retry policy; raise the hub error of
@@ -124,8 +128,6 @@ class HubClient(httpx.AsyncClient):
             raise TransientError(f"timed out ({type(exc).__name__})", **context) from exc
         except httpx.TransportError as exc:
             raise TransientError(f"connection failed ({type(exc).__name__})", **context) from exc
-        finally:
-            self.calls += 1
         log.info("%s %s %d %.3fs", request.method, path, response.status_code, time.monotonic() - started)
         if self.adapter is not None:
             flow = response.request.extensions.get("siyu.auth")  # set by a hub.TokenAuth

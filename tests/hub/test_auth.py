@@ -40,6 +40,7 @@ async def test_fifty_concurrent_requests_on_an_expired_token_fetch_exactly_one()
     async with open_testplat(httpx.MockTransport(router.async_handler), store) as client:
         await asyncio.gather(*(client.get("/v1/fans") for _ in range(50)))
     assert token_route.call_count == 1
+    assert client.calls == 51  # the token request counts as a call too
     assert fans.call_count == 50
     assert all(call.request.headers["Authorization"] == "Bearer fresh" for call in fans.calls)
     # the token request is a form POST carrying the app's credentials, pinned exactly
