@@ -27,7 +27,7 @@ from hub.platform.retry import RetryPolicy
 if TYPE_CHECKING:
     from hub.plugins import PluginHost
 
-__all__ = ["DEFAULT_DATABASE_URL", "AccountSettings", "LedgerSection", "Settings", "find_config", "load_settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "AccountSettings", "DaemonSection", "LedgerSection", "OutboxSection", "Settings", "find_config", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///siyu.db"
 _M = TypeVar("_M", bound=BaseModel)
@@ -56,6 +56,7 @@ class AccountSection(BaseModel):
     rate_limits: dict[str, tuple[float, float]] | None = Field(
         default=None, description='{"*" or a path: [requests, per_seconds]}; overrides the plugin\'s documented limits'
     )
+    sync_interval_seconds: float | None = Field(default=None, gt=0, description="overrides [daemon] for this account")
 
 
 class LedgerSection(_Strict):
@@ -77,11 +78,32 @@ class LedgerSection(_Strict):
         return value
 
 
+class DaemonSection(_Strict):
+    """The ``[daemon]`` section: how often ``siyu daemon`` runs each job (seconds)."""
+
+    sync_interval_seconds: float = Field(default=900, gt=0, description="each account's streams, this often")
+    jitter_seconds: float = Field(default=30, ge=0, description="random seconds added to each sync's due time")
+    outbox_interval_seconds: float = Field(default=5, gt=0, description="the outbox is drained this often")
+    apply_interval_seconds: float = Field(default=2, gt=0, description="stored callbacks are applied this often")
+    stop_timeout_seconds: float = Field(default=30, gt=0, description="SIGTERM: exit within this")
+    failure_backoff_seconds: float = Field(default=30, gt=0, description="first wait after a failed run; doubles")
+
+
+class OutboxSection(_Strict):
+    """The ``[outbox]`` section: how long ``siyu daemon`` keeps retrying an item before it is dead."""
+
+    give_up_after_hours: float = Field(default=24, gt=0, description="an item failing this long is dead")
+    retry_initial_seconds: float = Field(default=30, gt=0, description="first wait after a failed send; doubles")
+    retry_max_seconds: float = Field(default=1800, gt=0, description="the longest wait between sends")
+
+
 class ConfigFile(_Strict):
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     ledger: LedgerSection = Field(default_factory=LedgerSection)
+    daemon: DaemonSection = Field(default_factory=DaemonSection)
+    outbox: OutboxSection = Field(default_factory=OutboxSection)
     accounts: list[AccountSection] = Field(default_factory=list)
 
 
@@ -95,6 +117,7 @@ class AccountSettings:
     base_url: str | None
     options: AdapterConfig
     rate_limits: dict[str, tuple[float, float]] | None = None
+    sync_interval_seconds: float | None = None
 
     def __repr__(self) -> str:
         return f"AccountSettings(platform={self.platform!r}, id={self.id!r})"
@@ -110,6 +133,8 @@ class Settings:
     accounts: list[AccountSettings] = field(default_factory=list)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     ledger: LedgerSection = field(default_factory=LedgerSection)
+    daemon: DaemonSection = field(default_factory=DaemonSection)
+    outbox: OutboxSection = field(default_factory=OutboxSection)
 
     def account(self, platform: str, account_id: str) -> AccountSettings:
         for account in self.accounts:
@@ -192,6 +217,8 @@ def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None =
     security = check(SecuritySection, doc.get("security"), ("security",))
     retry = check(RetryPolicy, doc.get("retry"), ("retry",)) or RetryPolicy()
     ledger = check(LedgerSection, doc.get("ledger"), ("ledger",)) or LedgerSection()
+    daemon = check(DaemonSection, doc.get("daemon"), ("daemon",)) or DaemonSection()
+    outbox = check(OutboxSection, doc.get("outbox"), ("outbox",)) or OutboxSection()
     database_url = _database_url(database.url, base, problems) if database else ""
     phones = None
     if security is not None:
@@ -221,7 +248,8 @@ def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None =
         options = check(adapter.Config, entry.model_extra or {}, ("accounts", i))
         if options is not None:
             accounts.append(
-                AccountSettings(entry.platform, entry.id, entry.name, entry.base_url, options, entry.rate_limits)
+                AccountSettings(entry.platform, entry.id, entry.name, entry.base_url, options, entry.rate_limits,
+                                entry.sync_interval_seconds)
             )
     if problems or phones is None:
         where = f" in {path}" if path else ""
@@ -232,7 +260,7 @@ def parse_settings(raw: dict[str, Any], host: PluginHost, *, path: Path | None =
     host.rules.fond_interactions = ledger.fond_interactions
     host.rules.devoted_interactions = ledger.devoted_interactions
     return Settings(path=path, database_url=database_url, phones=phones, accounts=accounts, retry=retry,
-                    ledger=ledger)
+                    ledger=ledger, daemon=daemon, outbox=outbox)
 
 
 def _database_url(url: str, base: Path, problems: list[tuple[str, str]]) -> str:
