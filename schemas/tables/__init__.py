@@ -16,6 +16,7 @@ encryption key.
 from __future__ import annotations
 
 from schemas.tables.columns import UTCDateTimeType, metadata, utcnow
+from schemas.tables.daemon import DaemonJobRow
 from schemas.tables.records import (
     AccountRow,
     FanRow,
@@ -41,6 +42,7 @@ from schemas.tables.support import (
 __all__ = [
     "AccountRow",
     "BlockedIdentityKeyRow",
+    "DaemonJobRow",
     "FanIdentityKeyRow",
     "FanRow",
     "LedgerEntryRow",
