@@ -62,12 +62,13 @@ async def open_account(
 ) -> AsyncIterator[AccountHandle]:
     """Build the adapter of ``account`` with its client and (if the platform needs them) token flows.
 
-    Tokens are kept in the database when ``engine`` is given, else in memory.
+    Tokens are kept in the database when ``engine`` is given (encrypted at rest when
+    ``security.phone_encryption_key`` is configured), else in memory.
     """
     adapter_class = host.adapter_class(account.platform)
     client = build_client(adapter_class, account.id, base_url=account.base_url, rate_limits=account.rate_limits,
                           retry=settings.retry, timeout=timeout, transport=transport)
-    store = token_store or (DatabaseTokenStore(engine) if engine is not None else MemoryTokenStore())
+    store = token_store or (DatabaseTokenStore(engine, settings.phones) if engine is not None else MemoryTokenStore())
     async with client:
         adapter = adapter_class(config=account.options, client=client)
         adapter.account_id, adapter.token_store = account.id, store

@@ -35,7 +35,7 @@ answers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -195,46 +195,74 @@ class TokenAuth(httpx.Auth):
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = await self.current()
-        if self.needs_renewal(token):
-            async with self._lock:
+        for step, due in (("renewal", self.needs_renewal), ("refresh", lambda t: not self.is_fresh(t))):
+            if due(token):
+                exchange = self._exchange(step, due)
+                try:  # relay the exchange's request (if any) and its answer between httpx and it
+                    answer = yield await exchange.__anext__()
+                    await exchange.asend(answer)
+                except StopAsyncIteration:
+                    pass
+                finally:
+                    await exchange.aclose()
                 token = self._token
-                if token is not None and self.needs_renewal(token):
-                    answer = yield self.build_renewal_request(token)
-                    await answer.aread()
-                    try:
-                        self.check_token_response(answer)
-                        renewed = self.parse_renewal(answer, token)
-                    except PlatformError as exc:
-                        renewed = self.renewal_refused(exc, token)
-                    token = self.save(renewed)
-        if not self.is_fresh(token):
-            async with self._lock:
-                token = self._token
-                if not self.is_fresh(token):
-                    answer = yield self.build_token_request(token)
-                    await answer.aread()
-                    token = self._refreshed(answer, token)
         assert token is not None
         self._apply(request, token)
         response = yield request
         await response.aread()
         if not self._rejects_token(response):
             return
-        async with self._lock:
-            if self._token is token:  # nobody refreshed it meanwhile
-                answer = yield self.build_token_request(token)
-                await answer.aread()
-                self._refreshed(answer, token)
-            token = self._token
+        exchange = self._exchange("refresh", lambda t: t is token)  # unless another took its place
+        try:
+            answer = yield await exchange.__anext__()
+            await exchange.asend(answer)
+        except StopAsyncIteration:
+            pass
+        finally:
+            await exchange.aclose()
+        token = self._token
         assert token is not None
         self._apply(request, token)
         yield request
 
-    def _refreshed(self, answer: httpx.Response, current: Token | None) -> Token:
-        self.check_token_response(answer)
-        token = self.save(self.parse_token(answer, current))  # persisted before use
-        self.refreshes += 1
-        return token
+    async def _exchange(self, step: str, due: Callable[[Token | None], bool]) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """One renewal or refresh, single-flight: in this process (an ``asyncio.Lock``) and across
+        processes (the store's :class:`~hub.platform.tokens.TokenSlot`).  Under both, the stored
+        token is read again; when another process already replaced the one this flow holds, that
+        one is taken and nothing is sent.  Otherwise yields the one request, then saves the new
+        token through the slot before anything uses it."""
+        async with self._lock:
+            token = self._token
+            if not due(token):
+                return  # done by another request of this process meanwhile
+            slot = self.store.slot(self.adapter.platform, self.store_key)
+            await asyncio.to_thread(slot.acquire)
+            try:
+                stored = await asyncio.to_thread(slot.load)
+                if stored is not None and stored != token:  # another process renewed or refreshed it
+                    self._token = token = stored
+                    if not due(token):
+                        return
+                if token is None and step == "renewal":
+                    return
+                answer = yield (self.build_renewal_request(token) if step == "renewal"  # type: ignore[arg-type]
+                                else self.build_token_request(token))
+                await answer.aread()
+                if step == "renewal":
+                    assert token is not None
+                    try:
+                        self.check_token_response(answer)
+                        fresh = self.parse_renewal(answer, token)
+                    except PlatformError as exc:
+                        fresh = self.renewal_refused(exc, token)
+                else:
+                    self.check_token_response(answer)
+                    fresh = self.parse_token(answer, token)
+                    self.refreshes += 1
+                await asyncio.to_thread(slot.save, fresh)  # persisted before use
+                self._token = fresh
+            finally:
+                await asyncio.to_thread(slot.release)
 
     def _apply(self, request: httpx.Request, token: Token) -> None:
         self.apply(request, token)

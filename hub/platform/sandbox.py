@@ -6,6 +6,14 @@ as ``factory(seed, fans, base_url)`` and returns a :class:`SandboxSpec`: the ASG
 hub at that app once it listens on ``base_url``.  The same ``seed`` and ``fans`` give the same
 data, so a demo, a test and a benchmark can be repeated.
 
+People shared by all sandboxes: a factory may also take a keyword ``people`` (a
+:class:`hub.Population`, see :mod:`hub.platform.population`).  :func:`build_sandbox` passes it
+when it is given one and the factory accepts it (a parameter named ``people`` or ``**kwargs``);
+the sandbox then draws its fans, customers, buyers and card holders from those of the people on
+its platform (``fans`` is then the size of the population, not of the sandbox), so that sandboxes
+built with the same people show the same person on several platforms.  Without ``people`` a
+sandbox makes its own; a factory without the keyword keeps working, alone.
+
 ``siyu sandbox PLATFORM`` runs any installed plugin's sandbox standalone
 (:mod:`hub.cli.sandbox`); :func:`account_toml` prints its account as a ``siyu.toml`` snippet.
 """
@@ -13,6 +21,7 @@ data, so a demo, a test and a benchmark can be repeated.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import socket
 import threading
@@ -24,6 +33,7 @@ from typing import Any
 
 from hub.adapter import Adapter, WebhookRequest
 from hub.errors import NotFound, PluginError
+from hub.platform.population import Population
 from hub.plugins import PluginHost
 
 __all__ = [
@@ -33,6 +43,7 @@ __all__ = [
     "build_sandbox",
     "free_port",
     "load_factory",
+    "takes_people",
     "serve_asgi",
 ]
 
@@ -54,8 +65,19 @@ class SandboxSpec:
     replays stored once."""
 
 
-SandboxFactory = Callable[[int, int, str], SandboxSpec]
-"""``factory(seed, fans, base_url) -> SandboxSpec``."""
+SandboxFactory = Callable[..., SandboxSpec]
+"""``factory(seed, fans, base_url) -> SandboxSpec``, optionally with a keyword ``people``."""
+
+
+def takes_people(factory: SandboxFactory) -> bool:
+    """Whether ``factory`` accepts the keyword ``people`` (a shared :class:`hub.Population`)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - a builtin without a signature
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD or (
+        p.name == "people" and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+        for p in parameters)
 
 
 def load_factory(adapter: type[Adapter]) -> SandboxFactory:
@@ -81,21 +103,27 @@ def load_factory(adapter: type[Adapter]) -> SandboxFactory:
     return target  # type: ignore[no-any-return]
 
 
-def build_sandbox(host: PluginHost, platform: str, *, seed: int, fans: int, base_url: str) -> SandboxSpec:
+def build_sandbox(host: PluginHost, platform: str, *, seed: int, fans: int, base_url: str,
+                  people: Population | None = None) -> SandboxSpec:
     """The sandbox of ``platform``, built for an app that will listen on ``base_url``.
 
     :param host: the installed plugins.
     :param platform: the platform's name.
     :param seed: the seed of the sandbox's generated data.
-    :param fans: how many fans it holds.
+    :param fans: how many fans it holds (with ``people``: the size of the population).
     :param base_url: where it will listen (``http://127.0.0.1:8101``).
+    :param people: the people every sandbox shares (``hub.population(seed, fans)``); passed to a
+        factory that accepts it, else the sandbox makes its own people.
     :raises UnknownPlatform: no plugin registers ``platform``.
     :raises NotFound: the platform ships no sandbox.
     :raises PluginError: the factory failed or returned something else than a :class:`SandboxSpec`.
     """
     factory = load_factory(host.adapter_class(platform))
     try:
-        spec = factory(seed, fans, base_url)
+        if people is not None and takes_people(factory):
+            spec = factory(seed, fans, base_url, people=people)
+        else:
+            spec = factory(seed, fans, base_url)
     except Exception as exc:
         raise PluginError(f"the sandbox of platform {platform!r} failed to start: {exc}") from exc
     if not isinstance(spec, SandboxSpec):
