@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
     from hub.platform.tokens import TokenStore
 
-    from schemas import Account, Fan, MemberCard, Message, Order, PointsEvent
+    from schemas import Account, Fan, MemberCard, Message, Order, PointsEvent, Record
 
 __all__ = [
     "CAPABILITY_METHODS",
@@ -115,6 +116,13 @@ class WebhookResult:
     :param media_type: the response's content type.
     :param raw: the event as the platform sent it, minus phone numbers and secrets, stored with the
         callback (JSON-serialisable); how an event the hub has no record for is kept.
+    :param follow_up: what is left to do that needs the platform (a customer to read, an order to
+        fetch): a small JSON-serialisable mapping stored with the callback and handed later to
+        :meth:`Adapter.complete_webhook`.  ``parse_webhook`` itself never calls out.
+    :param sequence: the state this event changes (``"follow:<open_id>"``, ``"account"``), when it
+        is one of several events that overwrite each other; with ``occurred_at``, an event older
+        than one already applied for the same ``sequence`` changes nothing.
+    :param occurred_at: when the platform says the event happened (from the signed content).
     """
 
     events: Sequence[object] = ()
@@ -123,6 +131,9 @@ class WebhookResult:
     body: bytes = b""
     media_type: str = "text/plain"
     raw: Mapping[str, object] = field(default_factory=dict)
+    follow_up: Mapping[str, object] | None = None
+    sequence: str | None = None
+    occurred_at: datetime | None = None
 
 
 CAPABILITY_METHODS: dict[Capability, tuple[str, ...]] = {
@@ -236,8 +247,26 @@ class Adapter:
         """Verify (or decrypt) a callback, then turn it into canonical records.
 
         Raise :class:`hub.errors.WebhookRejected` before trusting anything that fails verification.
+        Verify and parse only: no HTTP call here (the receiver must store the callback and answer
+        within the platform's deadline, and a replay must cost nothing upstream).  What needs the
+        platform goes into :attr:`WebhookResult.follow_up`, done later by :meth:`complete_webhook`.
+        Any other exception is answered 400, so bound what you parse (depth, size).
         """
         raise NotImplementedError
+
+    async def complete_webhook(self, account: Account, follow_up: Mapping[str, Any]) -> Sequence[Record]:
+        """Finish a stored callback whose :meth:`parse_webhook` returned a ``follow_up``.
+
+        Called after the acknowledgement, by the hub's processing of stored callbacks (the
+        receiver's background task, ``siyu apply``), with the account open and the client retrying
+        each request.  Returns the records to apply together with those the callback stored.  Any
+        exception leaves the callback pending: it is tried again at the next processing, never
+        lost.  Only adapters whose ``parse_webhook`` returns a follow-up override it.
+
+        :param account: the account the callback came for.
+        :param follow_up: the mapping ``parse_webhook`` returned, as stored (JSON round-tripped).
+        """
+        raise NotImplementedError(f"{type(self).__name__} returned a webhook follow-up but does not complete it")
 
     @classmethod
     def missing_methods(cls) -> list[str]:

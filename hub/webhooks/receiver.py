@@ -43,7 +43,9 @@ from hub.config import AccountSettings, Settings
 from hub.errors import ConfigError, WebhookRejected
 from hub.plugins import PluginHost
 from hub.platform.account import AccountHandle, open_account
-from hub.webhooks.stored import apply_event, body_dedupe_key, encode_records, pending_events, store_event
+from hub.webhooks.logsafe import clean
+from hub.webhooks.process import process_event, process_pending
+from hub.webhooks.stored import body_dedupe_key, event_payload, store_event
 from schemas import Capability, Record
 
 __all__ = ["DEFAULT_MAX_BODY", "BodyTooLarge", "Receiver", "create_app"]
@@ -103,19 +105,19 @@ class Receiver:
         self._handles.clear()
         await self._stack.aclose()
 
+    async def handle_for(self, platform: str, account_id: str) -> AccountHandle | None:
+        """The open account of a stored callback, or ``None`` when it is no longer configured."""
+        account = self.account_settings(platform, account_id)
+        return None if account is None else await self.handle(account)
+
     async def apply(self, event_id: int, records: list[Record] | None = None) -> None:
-        """Apply one stored callback (in a worker thread); a failure is logged, never raised."""
-        try:
-            await run_in_threadpool(apply_event, self.engine, self.host, self.settings.phones, event_id, records)
-        except Exception:  # noqa: BLE001 - a background task has nobody to raise to
-            log.exception("webhook event %d: applying failed", event_id)
+        """Process one stored callback: its follow-up (calls out), then its records; never raises."""
+        await process_event(self.engine, self.host, self.settings, event_id, self.handle_for, records)
 
     async def apply_pending(self) -> int:
-        """Apply callbacks a crash left stored but unapplied; returns how many were tried."""
-        ids = await run_in_threadpool(pending_events, self.engine)
-        for event_id in ids:
-            await self.apply(event_id)
-        return len(ids)
+        """Process callbacks left ``received`` (a crash, a failed follow-up); returns how many were tried."""
+        summary = await process_pending(self.host, self.settings, self.engine, handle_for=self.handle_for)
+        return sum(summary.values())
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -139,14 +141,15 @@ async def _receive(request: Request) -> Response:
     receiver: Receiver = request.app.state.receiver
     platform = request.path_params["platform"]
     account_id = request.path_params["account_id"]
+    where = f"{clean(platform, 32)}/{clean(account_id)}"  # request-supplied: escaped and cut for the logs
     account = receiver.account_settings(platform, account_id)
     if account is None:
-        log.info("webhook %s/%s: no such account taking callbacks (404)", platform, account_id)
+        log.info("webhook %s: no such account taking callbacks (404)", where)
         return _not_found()
     try:
         body = await read_body(request, receiver.max_body)
     except BodyTooLarge:
-        log.info("webhook %s/%s: body over %d bytes (413)", platform, account_id, receiver.max_body)
+        log.info("webhook %s: body over %d bytes (413)", where, receiver.max_body)
         return PlainTextResponse("payload too large", status_code=413, headers={"Connection": "close"})
     handle = await receiver.handle(account)
     raw = WebhookRequest(method=request.method, path=request.url.path, query=request.query_params,
@@ -155,24 +158,29 @@ async def _receive(request: Request) -> Response:
         result: WebhookResult = await handle.adapter.parse_webhook(handle.account, raw)
     except WebhookRejected as exc:
         status = exc.status_code if 400 <= exc.status_code < 500 else 400
-        log.info("webhook %s/%s rejected (%d): %s", platform, account_id, status, exc)
+        log.info("webhook %s rejected (%d): %s", where, status, clean(exc, 200))
         return PlainTextResponse("rejected", status_code=status)
+    except Exception as exc:  # noqa: BLE001 - a body the adapter could not read is the sender's fault, never a 500
+        log.warning("webhook %s refused (400): the adapter raised %s", where, clean(type(exc).__name__))
+        return PlainTextResponse("rejected", status_code=400)
     response = Response(content=result.body, status_code=result.status_code, media_type=result.media_type)
-    if not result.events and result.dedupe_key is None and not result.raw:
-        log.info("webhook %s/%s answered (%d), nothing to store", platform, account_id, result.status_code)
+    if not result.events and result.dedupe_key is None and not result.raw and result.follow_up is None:
+        log.info("webhook %s answered (%d), nothing to store", where, result.status_code)
         return response
     records = list(result.events)
     dedupe_key = result.dedupe_key or body_dedupe_key(body)
-    payload = {"records": encode_records(records, receiver.settings.phones)}
-    if result.raw:  # an event with no canonical record (or a platform's extra facts) is kept as it came
-        payload["raw"] = dict(result.raw)
-    stored = await run_in_threadpool(store_event, receiver.engine, platform, account_id, dedupe_key, payload)
+    try:
+        payload = event_payload(records, receiver.settings.phones, raw=result.raw, follow_up=result.follow_up,
+                                sequence=result.sequence, occurred_at=result.occurred_at)
+        stored = await run_in_threadpool(store_event, receiver.engine, platform, account_id, dedupe_key, payload)
+    except (TypeError, ValueError, OverflowError) as exc:  # not storable as JSON: the adapter's or the body's fault
+        log.warning("webhook %s refused (400): not storable (%s)", where, clean(type(exc).__name__))
+        return PlainTextResponse("rejected", status_code=400)
     if not stored.created:
-        log.info("webhook %s/%s key=%s: a re-delivery, acknowledged, nothing stored",
-                 platform, account_id, dedupe_key)
+        log.info("webhook %s key=%s: a re-delivery, acknowledged, nothing stored", where, clean(dedupe_key))
         return response
-    log.info("webhook %s/%s key=%s stored as event %d with %d record(s)",
-             platform, account_id, dedupe_key, stored.id, len(records))
+    log.info("webhook %s key=%s stored as event %d with %d record(s)%s", where, clean(dedupe_key), stored.id,
+             len(records), ", a follow-up pending" if result.follow_up is not None else "")
     response.background = BackgroundTask(receiver.apply, stored.id, records)
     return response
 

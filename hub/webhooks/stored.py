@@ -17,6 +17,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +36,9 @@ __all__ = [
     "body_dedupe_key",
     "decode_records",
     "encode_records",
+    "event_payload",
+    "fit_key",
+    "keep_pending",
     "pending_events",
     "store_event",
 ]
@@ -46,6 +50,8 @@ RECORD_TYPES: dict[str, type[Record]] = {cls.__name__: cls for cls in (Fan, Orde
 """The canonical records a callback may carry, by the name stored in the payload."""
 
 MAX_ERROR_LENGTH = 500
+MAX_KEY_LENGTH = 160
+"""A longer dedupe key (the column holds 191 characters) is stored as its SHA-256."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,40 @@ class StoredEvent:
 def body_dedupe_key(body: bytes) -> str:
     """The dedupe key of a callback whose platform sends no message id: the body's SHA-256."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def fit_key(dedupe_key: str) -> str:
+    """``dedupe_key`` as stored: itself when short and printable, else ``key:`` + its SHA-256."""
+    if len(dedupe_key) <= MAX_KEY_LENGTH and dedupe_key.isprintable():
+        return dedupe_key
+    return "key:" + hashlib.sha256(dedupe_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def event_payload(records: Sequence[object], phones: PhoneVault, *, raw: Any = None, follow_up: Any = None,
+                  sequence: str | None = None, occurred_at: datetime | None = None) -> dict[str, Any]:
+    """The JSON stored in ``webhook_events.payload`` for one verified callback.
+
+    :param records: the canonical records the adapter parsed.
+    :param phones: seals the phones of the records (see :func:`encode_records`).
+    :param raw: the event as it came, when the adapter kept it.
+    :param follow_up: the adapter's follow-up (see :meth:`hub.adapter.Adapter.complete_webhook`).
+    :param sequence: the state the event overwrites, ordered by ``occurred_at``.
+    :param occurred_at: the platform's event time.
+    """
+    payload: dict[str, Any] = {"records": encode_records(records, phones)}
+    if raw:
+        payload["raw"] = dict(raw)
+    if follow_up is not None:
+        payload["follow_up"] = dict(follow_up)
+    if sequence is not None and occurred_at is not None:
+        payload["order"] = {"key": sequence[:MAX_KEY_LENGTH], "at": _millis(occurred_at)}
+    return payload
+
+
+def _millis(at: datetime) -> int:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return int(at.timestamp() * 1000)
 
 
 def encode_records(records: Sequence[object], phones: PhoneVault) -> list[dict[str, Any]]:
@@ -121,7 +161,7 @@ def store_event(
     with engine.begin() as conn:
         stmt = (
             _insert(conn.dialect.name)(events_table)
-            .values(platform=platform, account_id=account_id, dedupe_key=dedupe_key, status="received",
+            .values(platform=platform, account_id=account_id, dedupe_key=fit_key(dedupe_key), status="received",
                     payload=payload, received_at=now)
             .on_conflict_do_nothing(index_elements=["platform", "account_id", "dedupe_key"])
             .returning(events_table.c.id)
@@ -131,7 +171,7 @@ def store_event(
 
 
 def apply_event(engine: sa.Engine, host: PluginHost, phones: PhoneVault, event_id: int,
-                records: Sequence[Record] | None = None) -> UpsertResult | None:
+                records: Sequence[Record] | None = None, extra: Sequence[Record] = ()) -> UpsertResult | None:
     """Write a stored callback's records and mark it ``processed``; on failure mark it ``failed``.
 
     Returns ``None`` when the row was applied before (or failed).  Never raises for a bad
@@ -142,21 +182,26 @@ def apply_event(engine: sa.Engine, host: PluginHost, phones: PhoneVault, event_i
     :param phones: hashes the phones of the records.
     :param event_id: the ``webhook_events`` row.
     :param records: the records as parsed (saves decoding them again); ``None``: from the row.
+    :param extra: records the adapter's ``complete_webhook`` added, applied with them.
     """
     try:
         with engine.begin() as conn:
             row = conn.execute(
-                sa.select(events_table.c.status, events_table.c.payload).where(events_table.c.id == event_id)
+                sa.select(events_table.c.status, events_table.c.payload, events_table.c.platform,
+                          events_table.c.account_id).where(events_table.c.id == event_id)
             ).one_or_none()
             if row is None or row.status != "received":
                 return None
-            if records is None:
+            note = None
+            if _superseded(conn, row, event_id):
+                records, extra, note = [], [], "superseded: a newer event for the same state was applied"
+            elif records is None:
                 records = decode_records(row.payload.get("records", []), phones)
-            result = upsert(conn, records, phones)
+            result = upsert(conn, [*records, *extra], phones)
             done = conn.execute(
                 events_table.update()
                 .where(events_table.c.id == event_id, events_table.c.status == "received")
-                .values(status="processed", processed_at=utcnow(), error=None)
+                .values(status="processed", processed_at=utcnow(), error=note)
             )
             if done.rowcount != 1:  # another process applied it meanwhile: roll back ours
                 raise _AlreadyApplied
@@ -180,6 +225,30 @@ def apply_event(engine: sa.Engine, host: PluginHost, phones: PhoneVault, event_i
 
 class _AlreadyApplied(Exception):
     pass
+
+
+def _superseded(conn: sa.Connection, row: Any, event_id: int) -> bool:
+    """Whether an event for the same ``order.key`` and a later event time was applied already."""
+    order = row.payload.get("order") if isinstance(row.payload, dict) else None
+    if not order:
+        return False
+    c = events_table.c
+    newer = conn.execute(
+        sa.select(c.id).where(
+            c.platform == row.platform, c.account_id == row.account_id, c.status == "processed", c.id != event_id,
+            c.payload["order"]["key"].as_string() == order["key"],
+            c.payload["order"]["at"].as_integer() > int(order["at"]),
+        ).limit(1)
+    ).first()
+    return newer is not None
+
+
+def keep_pending(engine: sa.Engine, event_id: int, error: str) -> None:
+    """Note why a callback's follow-up failed, leaving it ``received`` for the next processing."""
+    with engine.begin() as conn:
+        conn.execute(events_table.update()
+                     .where(events_table.c.id == event_id, events_table.c.status == "received")
+                     .values(error=error.splitlines()[0][:MAX_ERROR_LENGTH] if error else None))
 
 
 def pending_events(engine: sa.Engine, *, platform: str | None = None, limit: int = 1000) -> list[int]:
