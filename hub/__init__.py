@@ -10,7 +10,8 @@ releases, and a test fails when a built-in plugin imports a ``hub`` sub-module.
   :class:`MemoryTokenStore`, :func:`expires_in`;
 - responses: :func:`check_response`, :func:`response_json`, :func:`error_for_code`,
   :data:`ErrorEntry`;
-- sandboxes: :class:`SandboxSpec`;
+- sandboxes: :class:`SandboxSpec`, and the people they share: :class:`Person`,
+  :class:`Population`, :func:`population`;
 - errors (the tree is drawn in :mod:`hub.errors`) and events for ``track_event``.
 """
 
@@ -53,6 +54,7 @@ from hub.events import Event, FanUpserted, MembersMerged, MessageReceived, Point
 from hub.platform.auth import TokenAuth
 from hub.platform.tokens import MemoryTokenStore, Token, TokenStore, expires_in
 from hub.platform.errormap import ErrorEntry, check_response, error_for_code, response_json
+from hub.platform.population import Person, Population, population
 from hub.platform.sandbox import SandboxSpec
 from schemas import Capability
 
@@ -86,10 +88,12 @@ __all__ = [
     "Overdraw",
     "Page",
     "PermanentError",
+    "Person",
     "PlatformConfigError",
     "PlatformError",
     "PluginError",
     "PointsPosted",
+    "Population",
     "PushResult",
     "RateLimited",
     "SandboxSpec",
@@ -109,5 +113,6 @@ __all__ = [
     "error_for_code",
     "expires_in",
     "hookimpl",
+    "population",
     "response_json",
 ]
