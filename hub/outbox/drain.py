@@ -24,8 +24,12 @@ Rules the drainer keeps:
   drainer claims it again and sends it again.  Pushes are idempotent by contract, so a send that
   reached the platform before the crash does no harm.
 * **Failure.**  The send goes through :meth:`hub.platform.account.AccountHandle.call`, under the hub's
-  retry policy.  When the policy gives up, on a permanent error, or when the platform refuses the
-  push, the item is ``dead`` with ``last_error``; ``siyu outbox retry`` puts it back.
+  retry policy.  On a permanent error, or when the platform refuses the push, the item is ``dead``
+  with ``last_error``; ``siyu outbox retry`` puts it back.  When the policy gives up on a
+  transient fault (the platform is down, rate limits, timeouts), a drainer given a horizon
+  (``give_up_after``, as ``siyu daemon`` is, from ``[outbox] give_up_after_hours``) puts the item
+  back to ``pending``, due again after a capped exponential back-off, until the item is older
+  than the horizon; only then is it ``dead``.  Without a horizon it is ``dead`` at once.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import sqlalchemy as sa
 
 from hub.adapter import PushResult
 from hub.config import AccountSettings, Settings
-from hub.errors import HubError, PermanentError
+from hub.errors import HubError, PermanentError, RateLimited, TokenExpired, TransientError
 from hub.ledger.cards import CARD_UPDATE
 from hub.plugins import PluginHost
 from hub.platform.account import AccountHandle, open_account
@@ -160,6 +164,7 @@ class DrainSummary:
     dead: int = 0
     superseded: int = 0
     lost: int = 0
+    deferred: int = 0
     retries: int = 0
     items: list[ItemOutcome] = field(default_factory=list)
 
@@ -173,6 +178,7 @@ class _Claim:
     target: str
     payload: dict[str, Any]
     token: int
+    inserted_at: datetime | None = None
 
 
 class Drainer:
@@ -185,12 +191,17 @@ class Drainer:
     :param lease: seconds a claim lasts without renewal; a crashed drainer's items wait that long.
     :param transport: the accounts' HTTP transport (a test seam).
     :param clock: the current time (a test seam for lease expiry).
+    :param give_up_after: how long a transient failure is retried, counted from the item's
+        creation; ``None``: the item is dead once the retry policy gives up.
+    :param backoff: ``(first, longest)`` wait in seconds before a deferred item is due again;
+        the wait doubles with each claim of the item.
     """
 
     def __init__(self, engine: sa.Engine, host: PluginHost, settings: Settings, *,
                  accounts: list[AccountSettings] | None = None, lease: float = DEFAULT_LEASE,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, give_up_after: timedelta | None = None,
+                 backoff: tuple[float, float] = (30.0, 1800.0)) -> None:
         self.engine = engine
         self.host = host
         self.settings = settings
@@ -198,6 +209,8 @@ class Drainer:
         self.lease = timedelta(seconds=lease)
         self.transport = transport
         self.clock = clock
+        self.give_up_after = give_up_after
+        self.backoff = backoff
 
     async def drain(self, *, limit: int | None = None) -> DrainSummary:
         """Send due items until none is left (or ``limit`` items were sent or declared dead)."""
@@ -221,6 +234,8 @@ class Drainer:
                     summary.sent += 1
                 elif outcome.status == "dead":
                     summary.dead += 1
+                elif outcome.status == "pending":
+                    summary.deferred += 1
                 else:
                     summary.lost += 1
             summary.retries = sum(h.retries.total for h in handles.values())
@@ -256,20 +271,20 @@ class Drainer:
                     .values(status="sending", available_at=now + self.lease, attempts=outbox.c.attempts + 1,
                             updated_at=now)
                     .returning(outbox.c.platform, outbox.c.account_id, outbox.c.kind, outbox.c.target,
-                               outbox.c.payload, outbox.c.attempts)
+                               outbox.c.payload, outbox.c.attempts, outbox.c.inserted_at)
                 ).one_or_none()
             if row is not None:  # else another drainer took it first: look again
                 claim = _Claim(candidate.id, row.platform, row.account_id, row.kind, row.target, row.payload,
-                               row.attempts)
+                               row.attempts, row.inserted_at)
                 return claim, superseded
 
-    def _finish(self, claim: _Claim, status: str, error: str | None) -> bool:
+    def _finish(self, claim: _Claim, status: str, error: str | None, due: datetime | None = None) -> bool:
         now = self.clock()
         with self.engine.begin() as conn:
             return conn.execute(
                 outbox.update()
                 .where(outbox.c.id == claim.id, outbox.c.status == "sending", outbox.c.attempts == claim.token)
-                .values(status=status, last_error=error, available_at=now, updated_at=now)
+                .values(status=status, last_error=error, available_at=due or now, updated_at=now)
             ).rowcount == 1
 
     def _renew(self, claim: _Claim) -> None:
@@ -288,11 +303,16 @@ class Drainer:
 
     async def _deliver(self, handle: AccountHandle, claim: _Claim) -> ItemOutcome:
         keeper = asyncio.create_task(self._keep_lease(claim))
-        status, error = "done", None
+        status, error, due = "done", None, None
         try:
             result = await _send(handle, claim)
             if not result.accepted:
                 status, error = "dead", f"refused by the platform: {result.detail or 'no detail'}"[:MAX_ERROR_LENGTH]
+        except (TransientError, RateLimited, TokenExpired) as exc:
+            status, error = "dead", _one_line(exc)
+            due = self._retry_at(claim)
+            if due is not None:
+                status = "pending"
         except HubError as exc:
             status, error = "dead", _one_line(exc)
         except Exception as exc:  # noqa: BLE001 - an adapter bug kills the item, not the drainer
@@ -304,7 +324,7 @@ class Drainer:
             raise
         finally:
             keeper.cancel()
-        finished = await asyncio.to_thread(self._finish, claim, status, error)
+        finished = await asyncio.to_thread(self._finish, claim, status, error, due)
         if not finished:
             log.warning("outbox item %d: its claim expired during the send; another drainer took it", claim.id)
             status = "lost"
@@ -312,6 +332,17 @@ class Drainer:
                  claim.target, status)
         return ItemOutcome(claim.id, claim.platform, claim.account_id, claim.kind, claim.target, status,
                            claim.token, error)
+
+    def _retry_at(self, claim: _Claim) -> datetime | None:
+        """When a transiently failed item is due again, or ``None`` when it is past the horizon."""
+        if self.give_up_after is None or claim.inserted_at is None:
+            return None
+        now = self.clock()
+        if now - claim.inserted_at >= self.give_up_after:
+            return None
+        first, longest = self.backoff
+        wait = min(longest, first * 2 ** min(max(claim.token - 1, 0), 30))
+        return min(now + timedelta(seconds=wait), claim.inserted_at + self.give_up_after)
 
     def _release(self, claim: _Claim) -> None:
         now = self.clock()
