@@ -20,6 +20,7 @@ from hub.cli.ledger import ledger_app
 from hub.cli.members import members_app
 from hub.cli.outbox import outbox_app
 from hub.cli.output import report_error
+from hub.cli.report import report
 from hub.cli.sandbox import sandbox
 from hub.cli.serve import serve
 from hub.errors import HubError
@@ -61,6 +62,7 @@ def build_app(context: Context) -> typer.Typer:
     app.add_typer(outbox_app, name="outbox")
     app.command("sandbox")(sandbox)
     app.command("demo")(demo)
+    app.command("report")(report)
     context.host.hook.register_commands(cli=app)
     return app
 
