@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -39,6 +40,8 @@ __all__ = [
     "MESSAGE_TYPES",
     "authorisation_records",
     "counterpart",
+    "event_order",
+    "event_time",
     "fans",
     "follow_records",
     "im_records",
@@ -191,3 +194,44 @@ def authorisation_records(event: str, envelope: Mapping[str, Any], content: Mapp
     """``authorize``/``unauthorize``: the account, authorised (active) or not."""
     status = AccountStatus.ACTIVE if event == "authorize" else AccountStatus.UNAUTHORISED
     return [Account(platform=account.platform, account_id=account.account_id, status=status)]
+
+
+TIME_FIELDS = ("action_time", "event_time", "create_time", "timestamp")
+"""Where an event's time may be, in its content then its envelope (seconds or milliseconds).
+Only ``action_time`` (follow) and ``create_time`` (IM) are documented; the others are tried."""
+
+SEQUENCES = {"new_follow_action": "follow", "life_member_join": "card", "life_member_leave": "card",
+             "authorize": "account", "unauthorize": "account"}
+"""Events that overwrite one state → the name of that state."""
+
+
+def event_time(*sources: Mapping[str, Any]) -> datetime | None:
+    """The first plausible event time (years 2000–2100) in ``sources``, or ``None``."""
+    for source in sources:
+        for key in TIME_FIELDS:
+            value = source.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or len(str(value)) > 16:
+                continue
+            number = as_int(value, -1)
+            if 946_684_800_000 <= number <= 4_102_444_800_000:
+                return from_epoch_millis(number)
+            if 946_684_800 <= number <= 4_102_444_800:
+                return from_epoch_seconds(number)
+    return None
+
+
+def event_order(event: str, envelope: Mapping[str, Any], content: Mapping[str, Any],
+                records: list[Any]) -> tuple[str | None, datetime | None]:
+    """``(sequence, occurred_at)`` of a state-changing event (see :class:`hub.WebhookResult`), else
+    ``(None, None)``; an event without a time is applied in the order it arrives."""
+    state = SEQUENCES.get(event)
+    if state is None:
+        return None, None
+    if state == "account":
+        key = state
+    else:
+        fans = [r for r in records if isinstance(r, Fan)]
+        if not fans:
+            return None, None
+        key = f"{state}:{fans[0].platform_uid}"
+    return key, event_time(content, envelope)

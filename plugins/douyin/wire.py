@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,10 +37,13 @@ __all__ = [
     "RENEWAL_LIMIT",
     "RENEWAL_LIMIT_REACHED",
     "SIGNATURE_HEADER",
+    "MAX_DEPTH",
     "as_bool",
     "as_int",
     "cause",
     "envelope_error",
+    "json_depth",
+    "loads_bounded",
     "sign_body",
     "signature_matches",
 ]
@@ -240,3 +244,43 @@ def signature_matches(client_secret: str, body: bytes, signature: str | None) ->
         return False
     given = signature.strip().lower().encode("ascii", "replace")
     return hmac.compare_digest(sign_body(client_secret, body).encode(), given)
+
+
+MAX_DEPTH = 32
+"""The deepest nesting of objects and arrays read from a callback; Douyin's events nest 4 deep."""
+
+
+def json_depth(text: bytes | str, stop: int = MAX_DEPTH) -> int:
+    """The deepest ``{``/``[`` nesting in ``text`` outside strings, scanning no further than ``stop + 1``.
+
+    A linear scan with no recursion, so a hostile body costs one pass over its bytes.
+    """
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop:
+                    return deepest
+        elif byte in (0x7D, 0x5D):
+            depth -= 1
+    return deepest
+
+
+def loads_bounded(text: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
+    """``json.loads`` refusing (``ValueError``) text nested deeper than ``max_depth`` before parsing it."""
+    if json_depth(text, max_depth) > max_depth:
+        raise ValueError(f"JSON nested deeper than {max_depth}")
+    return json.loads(text)

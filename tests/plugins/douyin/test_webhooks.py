@@ -110,7 +110,7 @@ async def test_a_received_message_keeps_its_conversation_for_the_reply():
     assert fan.model_fields_set == {"platform", "account_id", "platform_uid", "nickname", "avatar_url",
                                     "interactions_added"}
     assert fan.interactions_added == {"messages": 1}
-    assert result.dedupe_key == "m-42" and result.status_code == 200 and result.body == b""
+    assert result.dedupe_key == "im:7255" and result.status_code == 200 and result.body == b""
 
 
 async def test_a_sent_message_is_outbound_to_the_receiver():
@@ -162,18 +162,125 @@ async def test_authorisation_events_report_the_account_status(event, status):
     result = await parse(envelope(event, {"scopes": ["im.direct_message"]}), msg_id=f"id-{event}")
     [account] = result.events
     assert (account.platform, account.status) == ("douyin", status)
-    assert result.dedupe_key == f"id-{event}" and result.raw["event"] == event
+    assert result.dedupe_key.startswith("sha256:") and result.raw["event"] == event
 
 
 @pytest.mark.parametrize("event", ["create_video", "brand_new"])
-async def test_events_without_records_are_kept_under_their_msg_id(event):
+async def test_events_without_records_are_kept_under_their_body_digest(event):
     result = await parse(envelope(event, {"scopes": ["im.direct_message"], "mobile": "13800138000"}),
                          msg_id=f"id-{event}")
-    assert result.events == [] and result.dedupe_key == f"id-{event}" and result.status_code == 200
+    assert result.events == [] and result.dedupe_key.startswith("sha256:") and result.status_code == 200
     assert result.raw["event"] == event and result.raw["content"] == {"scopes": ["im.direct_message"]}
 
 
 async def test_a_known_event_missing_its_fields_is_acknowledged_without_records(caplog):
     result = await parse(envelope("im_receive_msg", {"text": "no ids"}), msg_id="m-odd")
-    assert result.events == [] and result.dedupe_key == "m-odd"
+    assert result.events == [] and result.dedupe_key.startswith("sha256:")
     assert "im_receive_msg event not understood" in caplog.text and "no ids" not in caplog.text
+
+
+# -- replays through the receiver: identity from the signed body, event-time order ------------
+
+def _stored_app(database_url, engine):
+    from hub.webhooks.receiver import create_app
+    from tests.plugins.douyin.test_e2e import HOST, account, settings_for
+
+    settings = settings_for(database_url, account("http://127.0.0.1:9"))
+    return create_app(HOST, settings, engine, apply_pending_on_start=False)
+
+
+async def _deliver_all(app, bodies_and_ids):
+    import httpx
+
+    from plugins.douyin.sandbox_data import signed_headers
+
+    statuses = []
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as client:
+        for body, msg_id in bodies_and_ids:
+            response = await client.post("/webhooks/douyin/ent", content=body, headers=signed_headers(body, msg_id=msg_id))
+            statuses.append(response.status_code)
+    await app.state.receiver.aclose()
+    return statuses
+
+
+def _body(event, content, sender="fan-r1"):
+    from plugins.douyin.sandbox_data import OPEN_ID, event_body
+
+    return event_body(event, content, from_user_id=sender, to_user_id=OPEN_ID)
+
+
+def _table(engine, table, **where):
+    from tests.plugins.douyin.test_e2e import rows
+
+    return rows(engine, table, **where)
+
+
+async def test_a_replayed_message_or_follow_under_new_or_missing_msg_ids_counts_once(database_url, engine):
+    from schemas.tables import FanRow, WebhookEventRow
+
+    message = _body("im_receive_msg", {"conversation_short_id": "c-1", "server_message_id": "s-1",
+                                       "message_type": "text", "text": "hi", "create_time": 1_700_000_000_000})
+    follow = _body("new_follow_action", {"action_type": 1, "action_time": 1_700_000_100}, sender="fan-r2")
+    deliveries = [(message, "a"), (message, "b"), (message, None), (follow, "f1"), (follow, "f2"), (follow, None),
+                  (follow, "x" * 1000)]
+    assert await _deliver_all(_stored_app(database_url, engine), deliveries) == [200] * 7
+    assert len(_table(engine, WebhookEventRow)) == 2
+    [talker] = _table(engine, FanRow, platform_uid="fan-r1")
+    [follower] = _table(engine, FanRow, platform_uid="fan-r2")
+    assert talker["interactions"] == {"messages": 1} and follower["interactions"] == {"follows": 1}
+
+
+async def test_a_replayed_unauthorize_does_not_undo_a_later_authorize(database_url, engine):
+    from schemas.tables import AccountRow
+
+    unauthorize, authorize = _body("unauthorize", {"scopes": ["im"]}), _body("authorize", {"scopes": ["im"]})
+    deliveries = [(unauthorize, "u1"), (authorize, "a1"), (unauthorize, "u-replay")]
+    assert await _deliver_all(_stored_app(database_url, engine), deliveries) == [200] * 3
+    [row] = _table(engine, AccountRow, platform="douyin", account_id="ent")
+    assert row["status"] == "active"
+
+
+async def test_a_replayed_leave_does_not_close_a_card_joined_after_it(database_url, engine):
+    from schemas.tables import FanRow
+
+    leave = _body("life_member_leave", {"open_id": "fan-r3"}, sender="fan-r3")
+    join = _body("life_member_join", {"open_id": "fan-r3"}, sender="fan-r3")
+    deliveries = [(leave, "l1"), (join, "j1"), (leave, "l-replay"), (leave, None)]
+    assert await _deliver_all(_stored_app(database_url, engine), deliveries) == [200] * 4
+    [fan] = _table(engine, FanRow, platform_uid="fan-r3")
+    assert fan["card_status"] == "active"
+
+
+async def test_an_event_older_than_one_applied_changes_nothing(database_url, engine):
+    from schemas.tables import FanRow, WebhookEventRow
+
+    join = _body("life_member_join", {"open_id": "fan-r4", "event_time": 1_700_000_200}, sender="fan-r4")
+    late_leave = _body("life_member_leave", {"open_id": "fan-r4", "event_time": 1_700_000_100}, sender="fan-r4")
+    assert await _deliver_all(_stored_app(database_url, engine), [(join, "j"), (late_leave, "l")]) == [200, 200]
+    [fan] = _table(engine, FanRow, platform_uid="fan-r4")
+    assert fan["card_status"] == "active"
+    assert [e["status"] for e in _table(engine, WebhookEventRow)] == ["processed", "processed"]
+
+
+async def test_a_deeply_nested_signed_body_is_a_4xx_not_a_500():
+    nested = b'{"event":"x","content":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    with pytest.raises(hub.WebhookRejected) as caught:
+        await parse(nested)
+    assert caught.value.status_code == 400
+    deep: list = []
+    for _ in range(40):
+        deep = [deep]
+    nested_content = _body("im_receive_msg", {"a": deep})
+    result = await parse(nested_content)  # nested inside the content string: stored without records
+    assert result.events == []
+
+
+async def test_an_unsigned_body_is_not_parsed_when_challenges_need_no_signature():
+    nested = b'{"event":"verify_webhook","content":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    unsigned = adapter(verify_challenge_signature=False)
+    with pytest.raises(hub.WebhookRejected) as caught:
+        await unsigned.parse_webhook(ACCOUNT, request(nested, signature=None))
+    assert caught.value.status_code == 401
+    challenge = b'{"event":"verify_webhook","content":{"challenge":7}}'
+    result = await unsigned.parse_webhook(ACCOUNT, request(challenge, signature=None))
+    assert json.loads(result.body) == {"challenge": 7}
