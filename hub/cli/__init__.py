@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from hub.cli import setup, sync
+from hub.cli.daemon import daemon
 from hub.cli.demo import demo
 from hub.cli.context import Context
 from hub.cli.ledger import ledger_app
@@ -23,6 +24,7 @@ from hub.cli.output import report_error
 from hub.cli.report import report
 from hub.cli.sandbox import sandbox
 from hub.cli.serve import serve
+from hub.cli.status import status
 from hub.errors import HubError
 from hub.plugins import PluginHost, load_plugins
 
@@ -59,6 +61,8 @@ def build_app(context: Context) -> typer.Typer:
     app.command("apply")(sync.apply)
     app.add_typer(sync.fans_app, name="fans")
     app.command("serve")(serve)
+    app.command("daemon")(daemon)
+    app.command("status")(status)
     app.add_typer(outbox_app, name="outbox")
     app.command("sandbox")(sandbox)
     app.command("demo")(demo)

@@ -1,0 +1,108 @@
+"""The daemon's HTTP side: the webhook receiver, ``GET /healthz`` and ``GET /metrics``.
+
+The receiver is :func:`hub.webhooks.receiver.create_app` unchanged; this module adds two routes
+in front of it and wraps it to count callbacks (received, rejected by reason, latency) and to
+wake the apply job as soon as a callback was stored and acknowledged.
+
+``GET /healthz`` answers 200 with each job's last run when the database answers and the scheduler
+runs, else 503 with the reason.  A platform that is down does not make the daemon unhealthy (a
+restart would not help); it shows in the job's ``failures`` and ``error``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.config import Settings
+from hub.daemon.metrics import CONTENT_TYPE, DaemonMetrics
+from hub.daemon.state import snapshot
+from hub.plugins import PluginHost
+from hub.storage.database import database_reason
+from hub.webhooks.receiver import create_app
+
+__all__ = ["WebhookMeter", "build_app"]
+
+
+class WebhookMeter:
+    """ASGI middleware: counts each ``/webhooks/{platform}/…`` request and calls ``on_stored``
+    after a callback was acknowledged (and the receiver applied it).
+
+    :param app: the receiver.
+    :param metrics: the daemon's metrics.
+    :param on_stored: called after each 2xx callback (wakes the apply job).
+    """
+
+    def __init__(self, app: ASGIApp, metrics: DaemonMetrics, on_stored: Callable[[], None]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.on_stored = on_stored
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts = scope.get("path", "").split("/") if scope["type"] == "http" else []
+        if len(parts) < 4 or parts[1] != "webhooks":
+            await self.app(scope, receive, send)
+            return
+        platform = parts[2][:64]
+        started = time.monotonic()
+        status: list[int] = []
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+                self.metrics.webhook_latency.labels(platform).observe(time.monotonic() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)  # returns after the receiver's background apply
+        finally:
+            code = status[0] if status else 500
+            if 200 <= code < 300:
+                self.metrics.webhooks_received.labels(platform).inc()
+                self.on_stored()
+            else:
+                self.metrics.webhooks_rejected.labels(platform, str(code)).inc()
+
+
+def build_app(host: PluginHost, settings: Settings, engine: sa.Engine, metrics: DaemonMetrics, *,
+              running: Callable[[], bool], on_stored: Callable[[], None], engine_name: str,
+              max_body: int | None = None) -> ASGIApp:
+    """The daemon's ASGI app.
+
+    :param running: whether the scheduler is running (for ``/healthz``).
+    :param on_stored: called after each acknowledged callback.
+    :param engine_name: how jobs are run (``local`` or ``procrastinate``), shown by ``/healthz``.
+    """
+    kwargs: dict[str, Any] = {"max_body": max_body} if max_body else {}
+    receiver: Starlette = create_app(host, settings, engine, apply_pending_on_start=False, **kwargs)
+
+    async def healthz(request: Request) -> Response:
+        doc: dict[str, Any] = {"ok": True, "engine": engine_name, "scheduler": running()}
+        try:
+            state = await run_in_threadpool(snapshot, engine)
+            doc["database"] = "ok"
+            doc["jobs"] = [{k: job[k] for k in ("name", "outcome", "finished_at", "duration_seconds",
+                                                  "next_due_at", "failures", "error")} for job in state["jobs"]]
+            doc["outbox"] = state["outbox"]
+        except sa.exc.SQLAlchemyError as exc:
+            doc["ok"] = False
+            doc["database"] = f"unreachable: {database_reason(exc) or type(exc).__name__}"[:300]
+        if not doc["scheduler"]:
+            doc["ok"] = False
+        return JSONResponse(doc, status_code=200 if doc["ok"] else 503)
+
+    async def metrics_page(request: Request) -> Response:
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
+
+    receiver.router.routes[0:0] = [Route("/healthz", healthz, methods=["GET"]),
+                                   Route("/metrics", metrics_page, methods=["GET"])]
+    return WebhookMeter(receiver, metrics, on_stored)
