@@ -30,15 +30,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 import hub
 from hub import response_json
 from plugins.wecom import webhooks
 from plugins.wecom.auth import MP_KEYS, WeComAuth, WeComMpAuth, missing_mp_error, missing_mp_keys, mp_url
 from plugins.wecom.mapping import TagNames, fan_from_contact, fan_from_page, group_pairs
-from plugins.wecom.wire import ERROR_CODES, PATHS, PER_CORP_PER_MINUTE, corp_error
-from schemas import Account, Fan, MemberCard, Message
+from plugins.wecom.wire import ERROR_CODES, PATHS, PER_CORP_PER_MINUTE, corp_error, is_aes_key
+from schemas import Account, Fan, MemberCard, Message, Record
 
 __all__ = ["ADD_BONUS", "WeComAdapter"]
 
@@ -99,6 +99,14 @@ class WeComAdapter(hub.Adapter):
         mp_base_url: str = Field(default="https://api.weixin.qq.com", min_length=1)
         record_bonus: str = Field(default="积分同步", min_length=1, max_length=14,
                                   description="the bonus record shown to the member (≤14 characters)")
+
+        @field_validator("encoding_aes_key")
+        @classmethod
+        def _aes_key_format(cls, value: SecretStr | None) -> SecretStr | None:
+            if value is not None and not is_aes_key(value.get_secret_value()):
+                raise ValueError("encoding_aes_key must be the 43 base64 characters (A-Z a-z 0-9 + /) "
+                                 "the admin console shows")
+            return value
 
         @model_validator(mode="after")
         def _mp_keys_together(self) -> WeComAdapter.Config:
@@ -267,6 +275,10 @@ class WeComAdapter(hub.Adapter):
     # -- callbacks -------------------------------------------------------------------------
 
     async def parse_webhook(self, account: Account, request: hub.WebhookRequest) -> hub.WebhookResult:
-        """Verify, decrypt and read a callback; see :mod:`plugins.wecom.webhooks`."""
-        return await webhooks.parse(self.config, account, request, read_customer=self.customer,
-                                    tag_names=self.tag_names, platform=self.platform)
+        """Verify, decrypt and read a callback (no call out); see :mod:`plugins.wecom.webhooks`."""
+        return await webhooks.parse(self.config, account, request, platform=self.platform)
+
+    async def complete_webhook(self, account: Account, follow_up: Mapping[str, Any]) -> list[Record]:
+        """Read the customer a stored contact change names (``externalcontact/get``)."""
+        return await webhooks.complete(account, follow_up, read_customer=self.customer, tag_names=self.tag_names,
+                                       platform=self.platform)

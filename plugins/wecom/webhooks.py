@@ -5,18 +5,26 @@ token, timestamp, nonce and ``Encrypt``/``echostr``), its ciphertext decrypts, a
 inside equals the corp id.  Both XML layers are read with entity expansion made impossible.
 
 ``change_external_contact`` events update fans incrementally.  The event carries only ids, so
-the customer's current relations are read with ``externalcontact/get`` (through the
-``read_customer`` callable the adapter passes in); a ``del_*`` event adds the ended relation with
+the customer's current relations must be read with ``externalcontact/get``; :func:`parse` makes no
+call: it returns the event as an inbound ``event`` message (with the ``WelcomeCode`` of an add
+event, valid for a short time) and a ``follow_up`` naming the customer.  The hub stores the
+callback, answers, and later hands the follow-up to the adapter's ``complete_webhook``, which
+reads the customer (:func:`complete`): a ``del_*`` event adds the ended relation with
 ``ended_at`` (never dropping it), and when no relation is left (errcode 84061) the fan is marked
-unfollowed.  Each event is also kept as an inbound ``event`` message (with the ``WelcomeCode`` of
-an add event, valid for a short time).
+unfollowed.  So a callback is never lost when the API is down, and a replay (stored once) costs
+no call.
 
-This module does not know the adapter: :func:`parse` takes the account's configuration and two
-callables, so the adapter imports it and never the other way round.
+The outer XML of a POST is read before its signature can be checked: it is read with a parser
+that stops at the second level of nesting (:func:`plugins.wecom.wire.parse_flat`), in a worker
+thread when the body is large, so an unsigned body costs the server's loop nothing.
+
+This module does not know the adapter: :func:`complete` takes two callables, so the adapter
+imports it and never the other way round.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,7 +45,16 @@ from schemas import (
     from_epoch_seconds,
 )
 
-__all__ = ["ADD_TYPES", "END_TYPES", "GONE", "CustomerReader", "crypt_for", "parse"]
+__all__ = ["ADD_TYPES", "END_TYPES", "GONE", "INLINE_BYTES", "CustomerReader", "complete", "crypt_for", "parse"]
+
+INLINE_BYTES = 16 * 1024
+"""An unverified body up to this size is read on the event loop; a larger one in a worker thread."""
+
+FOLLOW_UP = "contact_change"
+"""The ``kind`` of the follow-up a contact change leaves for :func:`complete`."""
+
+EVENT_FIELDS = ("ChangeType", "UserID", "ExternalUserID", "CreateTime", "State")
+"""What a contact change's follow-up keeps of the event (ids, no message text)."""
 
 ADD_TYPES = frozenset({"add_external_contact", "add_half_external_contact", "edit_external_contact"})
 """Change types after which the customer's relations are read afresh."""
@@ -86,22 +103,13 @@ def _check_age(max_age: int, query: Mapping[str, str]) -> None:
         raise hub.WebhookRejected("callback timestamp missing or too old", status_code=403)
 
 
-async def parse(
-    config: Any,
-    account: Account,
-    request: hub.WebhookRequest,
-    *,
-    read_customer: CustomerReader,
-    tag_names: Callable[[], Awaitable[TagNames]],
-    platform: str = "wecom",
-) -> hub.WebhookResult:
-    """The callback as canonical records, or :class:`hub.WebhookRejected`.
+async def parse(config: Any, account: Account, request: hub.WebhookRequest, *,
+                platform: str = "wecom") -> hub.WebhookResult:
+    """The callback as canonical records (and a follow-up), or :class:`hub.WebhookRejected`; no HTTP call.
 
     :param config: the account's ``WeComAdapter.Config``.
     :param account: the account the callback came for.
     :param request: the callback as it arrived.
-    :param read_customer: reads a customer whole (``externalcontact/get``), for contact changes.
-    :param tag_names: the corp's tag id → name.
     :param platform: the platform name.
     """
     crypt = crypt_for(config)
@@ -111,7 +119,10 @@ async def parse(
         _check_age(config.callback_max_age, query)
         return hub.WebhookResult(body=echo, media_type="text/plain")
     try:
-        outer = parse_flat(request.body)
+        if len(request.body) > INLINE_BYTES:  # unverified: parsed off the loop
+            outer = await asyncio.to_thread(parse_flat, request.body)
+        else:
+            outer = parse_flat(request.body)
     except XmlError as exc:
         raise hub.WebhookRejected(f"callback body refused: {exc}") from None
     if not outer.get("Encrypt"):
@@ -122,35 +133,58 @@ async def parse(
         message = parse_flat(plain)
     except XmlError as exc:
         raise hub.WebhookRejected(f"decrypted message refused: {exc}") from None
-    dedupe_key = f"msg:{message['MsgId']}" if message.get("MsgId") else "evt:" + hashlib.sha256(plain).hexdigest()
+    msg_id = message.get("MsgId", "")
+    dedupe_key = f"msg:{msg_id}" if msg_id and len(msg_id) <= 64 else "evt:" + hashlib.sha256(plain).hexdigest()
     records: list[Record] = []
+    follow_up = None
     if message.get("MsgType") == "event" and message.get("Event") == "change_external_contact":
-        records = await _contact_change(account, message, dedupe_key, read_customer, tag_names, platform)
-    return hub.WebhookResult(events=records, dedupe_key=dedupe_key, body=b"", media_type="text/plain")
+        records, follow_up = _contact_change(account, message, dedupe_key, platform)
+    return hub.WebhookResult(events=records, dedupe_key=dedupe_key, body=b"", media_type="text/plain",
+                             follow_up=follow_up)
 
 
-async def _contact_change(
-    account: Account,
-    event: dict[str, str],
-    dedupe_key: str,
-    read_customer: CustomerReader,
-    tag_names: Callable[[], Awaitable[TagNames]],
-    platform: str,
-) -> list[Record]:
+def _contact_change(account: Account, event: dict[str, str], dedupe_key: str,
+                    platform: str) -> tuple[list[Record], dict[str, Any] | None]:
     change = event.get("ChangeType", "")
-    staff = event.get("UserID", "")
     customer = event.get("ExternalUserID", "")
-    if not customer or not event.get("CreateTime", "").isdigit():
+    created = event.get("CreateTime", "")
+    if not customer or not created.isdigit() or len(created) > 12:
         raise hub.WebhookRejected("change_external_contact without ExternalUserID or CreateTime")
-    at = from_epoch_seconds(event["CreateTime"])
     note = Message(
         platform=platform, account_id=account.account_id, platform_msg_id=dedupe_key,
-        fan_uid=customer, direction=Direction.INBOUND, content_type=ContentType.EVENT, sent_at=at,
+        fan_uid=customer, direction=Direction.INBOUND, content_type=ContentType.EVENT,
+        sent_at=from_epoch_seconds(created),
         body={k: event[k] for k in ("ChangeType", "UserID", "State", "WelcomeCode", "Source", "FailReason")
               if event.get(k)},
     )
     if change not in ADD_TYPES and change not in END_TYPES:
-        return [note]  # transfer_fail and anything new: kept as an event, no fan change
+        return [note], None  # transfer_fail and anything new: kept as an event, no fan change
+    return [note], {"kind": FOLLOW_UP, "event": {k: event[k] for k in EVENT_FIELDS if event.get(k)}}
+
+
+async def complete(
+    account: Account,
+    follow_up: Mapping[str, Any],
+    *,
+    read_customer: CustomerReader,
+    tag_names: Callable[[], Awaitable[TagNames]],
+    platform: str = "wecom",
+) -> list[Record]:
+    """The fan a stored contact change leaves, read now from ``externalcontact/get``.
+
+    Raises whatever the reads raise (the hub keeps the callback pending and tries again).
+
+    :param account: the account the callback came for.
+    :param follow_up: what :func:`parse` returned as ``follow_up``.
+    :param read_customer: reads a customer whole (``externalcontact/get``).
+    :param tag_names: the corp's tag id → name.
+    :param platform: the platform name.
+    """
+    if follow_up.get("kind") != FOLLOW_UP or not isinstance(follow_up.get("event"), Mapping):
+        raise ValueError(f"not a WeCom follow-up: {str(follow_up.get('kind'))[:40]!r}")
+    event = {k: str(v) for k, v in follow_up["event"].items()}
+    change, staff, customer = event.get("ChangeType", ""), event.get("UserID", ""), event.get("ExternalUserID", "")
+    at = from_epoch_seconds(event["CreateTime"])
     names = await tag_names()
     contact: Mapping[str, Any]
     try:
@@ -164,16 +198,13 @@ async def _contact_change(
         follows = [f for f in follows if f.get("userid") != staff]
         ended = [FollowRelation(staff_id=staff, ended_at=at)]
     if contact and (follows or ended):
-        fan = fan_from_contact(account.account_id, contact, follows, names, ended=ended, platform=platform)
-        return [fan, note]
+        return [fan_from_contact(account.account_id, contact, follows, names, ended=ended, platform=platform)]
     if change in END_TYPES and staff:  # nothing left to read: only what the event says
-        fan = Fan(platform=platform, account_id=account.account_id, platform_uid=customer,
-                  follow_state=FollowState.UNFOLLOWED, unfollowed_at=at, follows=ended)
-        return [fan, note]
+        return [Fan(platform=platform, account_id=account.account_id, platform_uid=customer,
+                    follow_state=FollowState.UNFOLLOWED, unfollowed_at=at, follows=ended)]
     if change != "edit_external_contact" and staff:  # an add whose customer cannot be read (yet)
-        fan = Fan(platform=platform, account_id=account.account_id, platform_uid=customer,
-                  follow_state=FollowState.FOLLOWING,
-                  follows=[FollowRelation(staff_id=staff, followed_at=at, state=event.get("State") or None,
-                                          ended_at=None)])
-        return [fan, note]
-    return [note]
+        return [Fan(platform=platform, account_id=account.account_id, platform_uid=customer,
+                    follow_state=FollowState.FOLLOWING,
+                    follows=[FollowRelation(staff_id=staff, followed_at=at, state=event.get("State") or None,
+                                            ended_at=None)])]
+    return []

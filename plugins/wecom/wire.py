@@ -14,7 +14,9 @@ A5 the 公众号 member card, A6 error codes and limits) and ``docs/platforms/we
   multiple of **32** bytes; ``msg_signature`` is the hex SHA-1 of token, timestamp, nonce and
   ciphertext sorted and joined with no separator.  Failures raise :class:`CryptoError` with the
   sample library's code, never a key or plaintext.
-- XML is read with ``defusedxml`` with DTDs forbidden, so no entity is ever expanded.
+- XML is read with expat, refusing any DTD (so no entity is ever expanded) and any element deeper
+  than the flat ``<xml><Field>`` shape needs, before building anything: an unsigned body cannot
+  make the parser work harder than one pass over its bytes.
 """
 
 from __future__ import annotations
@@ -26,12 +28,11 @@ import hmac
 import os
 import struct
 from typing import Any
-from xml.etree.ElementTree import ParseError
+import re
+from xml.parsers import expat
 
 import httpx
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
 
 import hub
 
@@ -53,6 +54,7 @@ __all__ = [
     "corp_error",
     "envelope",
     "envelope_error",
+    "is_aes_key",
     "message_xml",
     "pad",
     "parse_flat",
@@ -311,20 +313,73 @@ class XmlError(ValueError):
     """The XML is malformed, has a DTD or entities, or is not a flat ``<xml>`` document."""
 
 
-def parse_flat(data: bytes | str) -> dict[str, str]:
+MAX_XML_DEPTH = 3
+"""``<xml>`` (1), a field (2), a field's own child such as ``<ScheduleList><Item>`` (3); deeper is refused."""
+
+
+def parse_flat(data: bytes | str, *, max_depth: int = MAX_XML_DEPTH) -> dict[str, str]:
     """The children of a flat ``<xml>`` document as ``{tag: text}``.
 
-    Nested elements (e.g. ``<ScheduleList>``) are kept as their direct text only.
+    Nested elements (e.g. ``<ScheduleList>``) are kept as their direct text only.  The parse stops
+    at the first DTD, entity declaration or element deeper than ``max_depth``.
 
-    :raises XmlError: malformed XML, any DTD or entity, or a root other than ``<xml>``.
+    :raises XmlError: malformed XML, any DTD or entity, nesting too deep, or a root other than ``<xml>``.
     """
+    fields: dict[str, str] = {}
+    texts: list[str] = []
+    state = {"depth": 0, "tag": "", "open": False}
+
+    def start(tag: str, attrs: object) -> None:
+        state["depth"] += 1
+        depth = state["depth"]
+        if depth > max_depth:
+            raise XmlError("the XML nests deeper than a callback does")
+        if depth == 1 and tag != "xml":
+            raise XmlError("the root element is not <xml>")
+        if depth == 2:
+            state["tag"], state["open"] = tag, True
+            texts.clear()
+        elif depth == 3:
+            state["open"] = False  # a field's own children: keep only the text before them
+
+    def end(tag: str) -> None:
+        if state["depth"] == 2:
+            fields[str(state["tag"])] = "".join(texts)
+            state["open"] = False
+        state["depth"] -= 1
+
+    def text(chars: str) -> None:
+        if state["depth"] == 2 and state["open"]:
+            texts.append(chars)
+
+    def forbidden(*args: object) -> None:
+        raise XmlError("the XML declares a DTD or entities")
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    parser.StartDoctypeDeclHandler = forbidden
+    parser.EntityDeclHandler = forbidden
+    parser.ExternalEntityRefHandler = forbidden
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     try:
-        root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (ParseError, DefusedXmlException, ValueError) as exc:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
+        raise XmlError(f"unreadable XML ({expat.ErrorString(exc.code)})") from None
+    except (ValueError, UnicodeError, OverflowError) as exc:
+        if isinstance(exc, XmlError):
+            raise
         raise XmlError(f"unreadable XML ({type(exc).__name__})") from None
-    if root.tag != "xml":
-        raise XmlError("the root element is not <xml>")
-    return {child.tag: (child.text or "") for child in root}
+    return fields
+
+
+_AES_KEY = re.compile(r"[A-Za-z0-9+/]{43}")
+
+
+def is_aes_key(value: str) -> bool:
+    """Whether ``value`` has the EncodingAESKey's form: 43 base64 characters (32 bytes)."""
+    return _AES_KEY.fullmatch(value) is not None
 
 
 def _cdata(value: str) -> str:

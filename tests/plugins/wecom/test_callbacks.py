@@ -124,6 +124,13 @@ def change_event(change, staff="amy", customer="wmA", at=1700000500, **extra):
     return hub.WebhookRequest("POST", "/", query, {}, envelope("wwCORP", encrypted, 1000002))
 
 
+async def parse_and_complete(adapter, request):
+    """What a contact change becomes: the stored note, then (after the answer) the fan the follow-up reads."""
+    result = await adapter.parse_webhook(ACCOUNT, request)
+    fans = await adapter.complete_webhook(ACCOUNT, result.follow_up) if result.follow_up is not None else []
+    return result, [*fans, *result.events]
+
+
 def detail_router(*answers):
     router = respx.Router()
     router.post(f"{BASE}/cgi-bin/externalcontact/get_corp_tag_list").mock(return_value=httpx.Response(
@@ -145,8 +152,8 @@ async def test_an_add_event_reads_the_customer_and_keeps_the_welcome_code():
     router, route = detail_router(detail("amy", "bob"))
     client, adapter = adapter_for(router)
     async with client:
-        result = await adapter.parse_webhook(ACCOUNT, change_event("add_external_contact", WelcomeCode="WC1", State="s1"))
-    fan, note = result.events
+        result, (fan, note) = await parse_and_complete(
+            adapter, change_event("add_external_contact", WelcomeCode="WC1", State="s1"))
     assert route.calls[0].request.url.params["external_userid"] == "wmA"
     assert isinstance(fan, Fan) and [f.staff_id for f in fan.follows] == ["amy", "bob"] and fan.tags == ["VIP"]
     assert fan.union_id == "oU" and fan.follow_state is FollowState.FOLLOWING
@@ -159,8 +166,7 @@ async def test_a_deleted_relation_is_marked_ended_and_the_others_stay():
     router, _ = detail_router(detail("bob"))  # the platform no longer lists amy
     client, adapter = adapter_for(router)
     async with client:
-        result = await adapter.parse_webhook(ACCOUNT, change_event("del_follow_user", staff="amy"))
-    fan = result.events[0]
+        _, (fan, _note) = await parse_and_complete(adapter, change_event("del_follow_user", staff="amy"))
     by_staff = {f.staff_id: f for f in fan.follows}
     assert by_staff["amy"].ended_at == from_epoch_seconds(1700000500) and by_staff["bob"].ended_at is None
     assert fan.follow_state is FollowState.FOLLOWING
@@ -170,8 +176,8 @@ async def test_the_last_relation_ending_marks_the_fan_unfollowed_without_blankin
     router, _ = detail_router({"errcode": 84061, "errmsg": "not external contact"})
     client, adapter = adapter_for(router)
     async with client:
-        result = await adapter.parse_webhook(ACCOUNT, change_event("del_external_contact", Source="DELETE_BY_TRANSFER"))
-    fan, note = result.events
+        _, (fan, note) = await parse_and_complete(
+            adapter, change_event("del_external_contact", Source="DELETE_BY_TRANSFER"))
     assert fan.follow_state is FollowState.UNFOLLOWED and fan.unfollowed_at == from_epoch_seconds(1700000500)
     assert [(f.staff_id, f.ended_at is not None) for f in fan.follows] == [("amy", True)]
     assert "nickname" not in fan.model_fields_set  # the stored name is not overwritten
@@ -194,3 +200,148 @@ async def test_the_same_event_delivered_twice_has_one_dedupe_key():
         first = await adapter.parse_webhook(ACCOUNT, request)
         again = await adapter.parse_webhook(ACCOUNT, request)
     assert first.dedupe_key == again.dedupe_key
+
+
+# -- store before calling out; unsigned work bounded; key formats -----------------------------
+
+FAST = {"attempts": 2, "initial_wait": 0.01, "max_wait": 0.02, "jitter": 0.0}
+
+
+def receiver_app(database_url, engine, handler):
+    from hub.config import parse_settings
+    from hub.plugins import load_plugins
+    from hub.webhooks.receiver import create_app
+
+    host = load_plugins()
+    raw = {"database": {"url": database_url}, "security": {"phone_key": "test-phone-key-0123456789abcdef"},
+           "retry": FAST, "accounts": [{"platform": "wecom", "id": "hq", "corp_id": "wwCORP", "secret": "s",
+                                         "token": "tok", "encoding_aes_key": KEY, "callback_max_age": 300}]}
+    settings = parse_settings(raw, host)
+    return create_app(host, settings, engine, transport=httpx.MockTransport(handler), apply_pending_on_start=False)
+
+
+class Upstream:
+    """The corp API as a mock: counts calls to externalcontact/get, down until told otherwise."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.customer_reads = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/gettoken"):
+            return httpx.Response(200, json={"errcode": 0, "errmsg": "ok", "access_token": "T", "expires_in": 7200})
+        if path.endswith("/externalcontact/get"):
+            self.customer_reads += 1
+        if self.down:
+            return httpx.Response(500, text="down")
+        if path.endswith("/get_corp_tag_list"):
+            return httpx.Response(200, json={"errcode": 0, "errmsg": "ok", "tag_group": []})
+        return httpx.Response(200, json=detail("amy"))
+
+
+async def post_to(app, request, times=1):
+    statuses = []
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as client:
+        for _ in range(times):
+            response = await client.post("/webhooks/wecom/hq", params=dict(request.query), content=request.body)
+            statuses.append(response.status_code)
+    return statuses
+
+
+def event_rows(engine):
+    import sqlalchemy as sa
+
+    from schemas.tables import WebhookEventRow
+
+    table = WebhookEventRow.__table__
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(table)).mappings()]
+
+
+async def test_a_contact_change_is_stored_when_the_api_is_down_and_completed_later(database_url, engine):
+    import sqlalchemy as sa
+
+    from hub.webhooks.process import process_pending
+    from schemas.tables import FanRow
+
+    upstream = Upstream()
+    app = receiver_app(database_url, engine, upstream)
+    assert await post_to(app, change_event("add_external_contact", WelcomeCode="WC1")) == [200]
+    await app.state.receiver.aclose()
+    [event] = event_rows(engine)
+    assert event["status"] == "received" and event["error"].startswith("follow-up:")  # kept, not lost
+    upstream.down = False
+    receiver = app.state.receiver
+    summary = await process_pending(receiver.host, receiver.settings, engine, transport=httpx.MockTransport(upstream))
+    assert summary["processed"] == 1
+    [event] = event_rows(engine)
+    assert event["status"] == "processed"
+    with engine.connect() as conn:
+        fan = conn.execute(sa.select(FanRow.__table__).where(FanRow.__table__.c.platform_uid == "wmA")).mappings().one()
+    assert fan["follow_state"] == "following"
+
+
+async def test_replays_inside_the_window_cost_no_upstream_call(database_url, engine):
+    upstream = Upstream()
+    upstream.down = False
+    app = receiver_app(database_url, engine, upstream)
+    request = change_event("edit_external_contact")
+    statuses = await post_to(app, request, times=50)
+    await app.state.receiver.aclose()
+    assert statuses == [200] * 50
+    assert upstream.customer_reads == 1 and len(event_rows(engine)) == 1
+
+
+def nested_xml(size: int = 840 * 1024) -> bytes:
+    depth = size // 7
+    return b"<xml>" + b"<a>" * depth + b"</a>" * depth + b"</xml>"
+
+
+def test_deep_xml_is_refused_at_once():
+    from plugins.wecom.wire import XmlError, parse_flat
+
+    body = nested_xml()
+    started = time.perf_counter()
+    with pytest.raises(XmlError):
+        parse_flat(body)
+    assert time.perf_counter() - started < 0.05
+
+
+async def test_unsigned_nested_bodies_do_not_stall_the_server_loop(database_url, engine):
+    import asyncio
+    import statistics
+
+    app = receiver_app(database_url, engine, Upstream())
+    body, lags = nested_xml(), []
+    query = {"msg_signature": "0" * 40, "timestamp": str(int(time.time())), "nonce": "1"}
+
+    async def monitor(stop):
+        while not stop.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append(time.perf_counter() - started - 0.005)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as client:
+        gate = asyncio.Semaphore(8)
+
+        async def one():
+            async with gate:
+                return (await client.post("/webhooks/wecom/hq", params=query, content=body)).status_code
+
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(monitor(stop))
+        statuses = await asyncio.gather(*(one() for _ in range(40)))
+        stop.set()
+        await watcher
+    await app.state.receiver.aclose()
+    assert set(statuses) <= {400, 401} and event_rows(engine) == []
+    assert statistics.median(lags) < 0.02, f"median loop lag {statistics.median(lags) * 1000:.0f} ms"
+
+
+@pytest.mark.parametrize("key", ["A" * 41, "A" * 44, "A" * 42 + "!", "A" * 42 + "="])
+def test_a_malformed_encoding_aes_key_is_a_config_error(key):
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="43 base64"):
+        WeComAdapter.Config(corp_id="wwCORP", secret="s", token="tok", encoding_aes_key=key)
