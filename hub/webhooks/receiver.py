@@ -177,9 +177,9 @@ async def _receive(request: Request) -> Response:
         log.warning("webhook %s refused (400): not storable (%s)", where, clean(type(exc).__name__))
         return PlainTextResponse("rejected", status_code=400)
     if not stored.created:
-        log.info("webhook %s key=%s: a re-delivery, acknowledged, nothing stored", where, clean(dedupe_key))
+        log.info("webhook %s key=%s: a re-delivery, acknowledged, nothing stored", where, clean(dedupe_key, 96))
         return response
-    log.info("webhook %s key=%s stored as event %d with %d record(s)%s", where, clean(dedupe_key), stored.id,
+    log.info("webhook %s key=%s stored as event %d with %d record(s)%s", where, clean(dedupe_key, 96), stored.id,
              len(records), ", a follow-up pending" if result.follow_up is not None else "")
     response.background = BackgroundTask(receiver.apply, stored.id, records)
     return response

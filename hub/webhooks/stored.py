@@ -237,7 +237,7 @@ def _superseded(conn: sa.Connection, row: Any, event_id: int) -> bool:
         sa.select(c.id).where(
             c.platform == row.platform, c.account_id == row.account_id, c.status == "processed", c.id != event_id,
             c.payload["order"]["key"].as_string() == order["key"],
-            c.payload["order"]["at"].as_integer() > int(order["at"]),
+            c.payload["order"]["at"].as_float() > float(order["at"]),
         ).limit(1)
     ).first()
     return newer is not None
