@@ -119,8 +119,32 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str]
         before = MigrationContext.configure(conn).get_current_revision()
         command.upgrade(_alembic_config(conn), revision)
         conn.commit()
+        if conn.dialect.name == "postgresql":
+            apply_job_engine_schema(conn)
         after = MigrationContext.configure(conn).get_current_revision()
     return before, after or ""
+
+
+JOB_ENGINE_SCHEMA = "procrastinate"
+"""The PostgreSQL schema holding the job engine's tables (procrastinate), apart from the hub's own."""
+
+
+def apply_job_engine_schema(conn: sa.Connection) -> bool:
+    """Create the job engine's tables (procrastinate's own schema SQL) in :data:`JOB_ENGINE_SCHEMA`
+    on PostgreSQL, unless they exist; returns whether they were created.  Committed."""
+    exists = conn.exec_driver_sql(
+        "SELECT to_regclass(%(name)s) IS NOT NULL", {"name": f"{JOB_ENGINE_SCHEMA}.procrastinate_jobs"}).scalar()
+    if exists:
+        return False
+    from procrastinate.schema import SchemaManager
+
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {JOB_ENGINE_SCHEMA}")
+    cursor.execute(f"SET LOCAL search_path TO {JOB_ENGINE_SCHEMA}")
+    cursor.execute(SchemaManager.get_schema().encode())  # no parameters: its text is sent as it is
+    cursor.close()
+    conn.commit()
+    return True
 
 
 def open_database(url: str) -> sa.Engine:
