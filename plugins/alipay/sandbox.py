@@ -49,7 +49,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import hub
-from plugins.alipay.sandbox_data import KeyFiles, User, generate_keys, make_user, population
+from plugins.alipay.sandbox_data import KeyFiles, User, card_holders, generate_keys, make_user, population
 
 __all__ = ["APP_ID", "TEMPLATE_ID", "Sandbox", "make_app", "make_sandbox", "signed_notify"]
 
@@ -95,6 +95,8 @@ class Sandbox:
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     serial: itertools.count = field(default_factory=lambda: itertools.count(1))
+    user_base: int = 0
+    """Where the numbers of users added later start (past a shared population's indexes)."""
 
     def count(self, name: str) -> None:
         self.stats[name] = self.stats.get(name, 0) + 1
@@ -123,7 +125,7 @@ class Sandbox:
     # -- the world ---------------------------------------------------------------------------
 
     def add_user(self, phone: str | None) -> int:
-        self.users.append(make_user(self.seed, len(self.users), phone))
+        self.users.append(make_user(self.seed, self.user_base + len(self.users), phone))
         return len(self.users) - 1
 
     def card_of(self, user: int) -> dict[str, Any] | None:
@@ -375,11 +377,17 @@ def signed_notify(s: Sandbox, kind: str, card: dict[str, Any] | None) -> tuple[h
                               body=urlencode(form).encode("ascii")), notify_id
 
 
-def make_sandbox(seed: int, fans: int, base_url: str) -> hub.SandboxSpec:
+def make_sandbox(seed: int, fans: int, base_url: str, *, people: hub.Population | None = None) -> hub.SandboxSpec:
     """The ``siyu sandbox alipay`` factory: fresh key pairs (written to files the account names),
-    ``fans`` users ready to open the card."""
+    ``fans`` users ready to open the card, or the card holders among shared ``people`` (each opens
+    the card through ``POST /_admin/activate {"url": …, "user": n}``, ``n`` their place in
+    ``sandbox.users``; their form shows their phone)."""
     keys = generate_keys()
-    s = Sandbox(seed=seed, keys=keys, base_url=base_url, users=population(seed, max(1, fans)))
+    if people is None:
+        s = Sandbox(seed=seed, keys=keys, base_url=base_url, users=population(seed, max(1, fans)))
+    else:
+        holders = card_holders(seed, people) or [make_user(seed, len(people))]
+        s = Sandbox(seed=seed, keys=keys, base_url=base_url, users=holders, user_base=len(people) + 1)
     account = {"platform": "alipay", "id": "brand", "base_url": f"{base_url}/gateway.do", "app_id": APP_ID,
                "app_private_key": f"file:{keys.app_private_key_file}",
                "alipay_public_key": f"file:{keys.alipay_public_key_file}", "card_template_id": TEMPLATE_ID}

@@ -4,6 +4,10 @@ Users are Alipay accounts that may open the brand's card: an ``open_id``, a lega
 (2088…), a phone and a name.  Names hold braces, quotes and a backslash on purpose, so every
 answer that carries them tests a reader's quote-aware scan.
 
+Given shared people (a :class:`hub.Population`), the users are the people who hold the brand's
+card: user ``index`` of the population, with the person's mobile (what their activation form
+shows) and name (with the same braces and quotes).
+
 Keys are generated when the sandbox starts (no seed): the app's key pair (the sandbox keeps the
 public half to verify callers; the private half goes to the hub in a key file) and the sandbox's
 own "Alipay" key pair (it signs answers and notifies; the public half goes to the hub).
@@ -19,7 +23,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-__all__ = ["KeyFiles", "User", "generate_keys", "make_user", "population"]
+import hub
+
+__all__ = ["KeyFiles", "User", "card_holders", "generate_keys", "make_user", "population"]
 
 
 @dataclass
@@ -32,15 +38,20 @@ class User:
     name: str
 
 
-def make_user(seed: int, i: int, phone: str | None = None) -> User:
+def make_user(seed: int, i: int, phone: str | None = None, name: str = "用户") -> User:
     """The ``i``-th user (a phone of one's own when given)."""
     return User(open_id=f"074sbx{seed % 1000:03d}{i:010d}OPENID", user_id=f"2088{seed % 1000:03d}{i:09d}",
-                phone=phone or f"13{seed % 10}{i:08d}", name=f'用户{{{i}}}"支付宝"\\')
+                phone=phone or f"13{seed % 10}{i:08d}", name=f'{name}{{{i}}}"支付宝"\\')
 
 
 def population(seed: int, count: int) -> list[User]:
     """``count`` users, the same for the same seed."""
     return [make_user(seed, i) for i in range(count)]
+
+
+def card_holders(seed: int, people: hub.Population) -> list[User]:
+    """The people who hold the brand's card, as users of the sandbox (in population order)."""
+    return [make_user(seed, p.index, p.mobile, p.name) for p in people if p.alipay_card]
 
 
 @dataclass

@@ -53,6 +53,7 @@ from plugins.douyin.sandbox_data import (
     OPEN_ID,
     event_body,
     fan,
+    person_fan,
     sample_message,
     signed_headers,
 )
@@ -117,6 +118,12 @@ class State:
     stats: dict[str, int] = field(default_factory=dict)
     recent: list[float] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
+    followers: list[dict[str, Any]] | None = None
+    """The fans drawn from shared people (``None``: the sandbox's own ``fans`` fans)."""
+
+    def fan(self, i: int) -> dict[str, Any]:
+        """The ``i``-th fan of the list."""
+        return fan(self.seed, i) if self.followers is None else self.followers[i]
 
     def now(self) -> float:
         return time.time() + self.offset
@@ -251,7 +258,7 @@ async def fans_list(request: Request) -> Response:
     visible = min(state.fans, LIST_CAP)
     end = min(visible, cursor + count)
     state.count("fans_pages")
-    return _ok({"list": [fan(state.seed, i) for i in range(cursor, end)], "total": state.fans,
+    return _ok({"list": [state.fan(i) for i in range(cursor, end)], "total": state.fans,
                 "cursor": end, "has_more": end < visible})
 
 
@@ -374,10 +381,13 @@ ROUTES = [
 
 
 def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None, access_ttl: float = 15 * DAY,
-             refresh_ttl: float = 30 * DAY, refresh_left: float | None = None) -> Starlette:
+             refresh_ttl: float = 30 * DAY, refresh_left: float | None = None,
+             people: hub.Population | None = None) -> Starlette:
     """The sandbox app, with the tokens :func:`account_settings` hands the hub already issued.
 
     :param fans: how many fans the account has (the list shows at most 5,000).
+    :param people: shared people: the fans are those of them who follow the 企业号 (``fans`` is
+        then ignored).
     :param seed: makes the population and the pre-issued tokens (``act.sandbox-<seed>``).
     :param faults: faults from the start (:class:`Faults`).
     :param access_ttl: lifetime of an access token, seconds (Douyin: 15 days).
@@ -385,7 +395,9 @@ def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None, a
     :param refresh_left: what is left of the pre-issued refresh token's life (default: ``refresh_ttl``),
         e.g. less than the hub's renewal window.
     """
-    state = State(fans, seed, faults or Faults(), access_ttl, refresh_ttl, rng=random.Random(seed))
+    followers = None if people is None else [person_fan(seed, p) for p in people if p.douyin_follower]
+    state = State(fans if followers is None else len(followers), seed, faults or Faults(), access_ttl, refresh_ttl,
+                  rng=random.Random(seed), followers=followers)
     state.access[f"act.sandbox-{seed}"] = state.now() + access_ttl
     state.grants[f"rft.sandbox-{seed}"] = Grant(state.now() + (refresh_ttl if refresh_left is None else refresh_left))
     app = Starlette(routes=ROUTES)
@@ -402,7 +414,11 @@ def account_settings(base_url: str, account_id: str = "ent", seed: int = 0) -> d
             "refresh_token": f"rft.sandbox-{seed}", "life_account_id": LIFE_ACCOUNT_ID}
 
 
-def make_sandbox(seed: int, fans: int, base_url: str) -> hub.SandboxSpec:
-    """The ``siyu sandbox douyin`` factory."""
-    return hub.SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url, seed=seed),
-                           sample_webhook=lambda: sample_message(f"fan-{seed}-000001"))
+def make_sandbox(seed: int, fans: int, base_url: str, *, people: hub.Population | None = None) -> hub.SandboxSpec:
+    """The ``siyu sandbox douyin`` factory; with shared ``people``, the fans are those of them who
+    follow the 企业号."""
+    app = make_app(fans, seed=seed, people=people)
+    state: State = app.state.douyin
+    first = state.followers[0]["open_id"] if state.followers else f"fan-{seed}-000001"
+    return hub.SandboxSpec(app=app, account=account_settings(base_url, seed=seed),
+                           sample_webhook=lambda: sample_message(first))

@@ -2,7 +2,10 @@
 callbacks (no routes here).
 
 Everything but the message ids is deterministic in ``seed``: the ``i``-th fan of a sandbox is the
-same in every run, so tests and benchmarks can name fans (``fan-0-000001``).
+same in every run, so tests and benchmarks can name fans (``fan-0-000001``).  Given shared people
+(a :class:`hub.Population`), the fans are the people who follow the 企业号, each named by the
+person's index (``fan-<seed>-<index>``) and carrying their Douyin ``union_id`` where they have one
+(the fans list has no phone: Douyin shows one only when a fan joins the 来客 membership).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ __all__ = [
     "OPEN_ID",
     "event_body",
     "fan",
+    "person_fan",
     "message_content",
     "sample_message",
     "signed_headers",
@@ -40,6 +44,14 @@ def fan(seed: int, i: int) -> dict[str, Any]:
     return {"open_id": f"fan-{seed}-{i:06d}", "union_id": f"union-{seed}-{i:06d}" if i % 2 == 0 else "",
             "nickname": f"抖音用户{i}", "avatar": f"https://example.invalid/a/{i}.jpeg",
             "city": "上海", "province": "上海", "country": "中国", "gender": i % 3}
+
+
+def person_fan(seed: int, person: hub.Person) -> dict[str, Any]:
+    """A person of the shared population who follows the 企业号, as ``/fans/list/`` lists them."""
+    i = person.index
+    return {"open_id": f"fan-{seed}-{i:06d}", "union_id": person.douyin_union_id or "", "nickname": person.name,
+            "avatar": f"https://example.invalid/a/{i}.jpeg", "city": "上海", "province": "上海", "country": "中国",
+            "gender": i % 3}
 
 
 def message_content(fan_open_id: str, n: int, text: str, suffix: str) -> dict[str, Any]:

@@ -315,16 +315,19 @@ ROUTES = [
 ]
 
 
-def make_app(buyers: int = 300, *, seed: int = 0, qps: int = 0, refresh_ttl: float = REFRESH_TTL) -> Starlette:
+def make_app(buyers: int = 300, *, seed: int = 0, qps: int = 0, refresh_ttl: float = REFRESH_TTL,
+             people: hub.Population | None = None) -> Starlette:
     """The sandbox app, with the authorisation :func:`account_settings` hands the hub already issued.
 
     :param buyers: how many buyers the shop has (one to three orders each).
+    :param people: shared people: the buyers are those of them who bought in the Kuaishou shop
+        (``buyers`` is then ignored).
     :param seed: makes the shop and the pre-issued tokens (``ks-at-sandbox-<seed>``).
     :param qps: calls per second allowed (0: unlimited).
     :param refresh_ttl: life of the pre-issued refresh token, seconds (Kuaishou: about 180 days).
     """
     today = int(time.time() * 1000) // DAY_MS * DAY_MS  # the same shop all day: a re-run changes nothing
-    state = State(shop=generate(seed, buyers, today), seed=seed, qps=qps)
+    state = State(shop=generate(seed, buyers, today, people), seed=seed, qps=qps)
     state.access[f"ks-at-sandbox-{seed}"] = state.now() + ACCESS_TTL
     state.grants[f"ks-rt-sandbox-{seed}"] = Grant(state.now() + refresh_ttl)
     app = Starlette(routes=ROUTES)
@@ -363,7 +366,12 @@ def account_settings(base_url: str, account_id: str = "shop", seed: int = 0) -> 
             "access_token": f"ks-at-sandbox-{seed}", "refresh_token": f"ks-rt-sandbox-{seed}"}
 
 
-def make_sandbox(seed: int, fans: int, base_url: str) -> hub.SandboxSpec:
-    """The ``siyu sandbox kuaishou`` factory: ``fans`` buyers."""
-    return hub.SandboxSpec(app=make_app(fans, seed=seed), account=account_settings(base_url, seed=seed),
-                           sample_webhook=lambda: sample_push(seed))
+def make_sandbox(seed: int, fans: int, base_url: str, *, people: hub.Population | None = None) -> hub.SandboxSpec:
+    """The ``siyu sandbox kuaishou`` factory: ``fans`` buyers, or the buyers among shared ``people``
+    (then the shop lets the hub decrypt receivers' phones: ``decrypt_phones`` in the account)."""
+    account = account_settings(base_url, seed=seed)
+    if people is None:
+        return hub.SandboxSpec(app=make_app(fans, seed=seed), account=account, sample_webhook=lambda: sample_push(seed))
+    first = next((p.index + 1 for p in people if p.kuaishou_orders), 1)
+    return hub.SandboxSpec(app=make_app(fans, seed=seed, people=people), account={**account, "decrypt_phones": True},
+                           sample_webhook=lambda: sample_push(seed, first))

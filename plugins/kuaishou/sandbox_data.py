@@ -4,6 +4,11 @@ Every buyer has one to three orders, updated within the 80 days before the day t
 mix of statuses (待付款, 已付款, 已发货, 已签收, 订单成功, 订单失败 before and after payment) and
 some successful refunds.  Some orders carry a receiver phone, encrypted as the shop's data is.
 The same seed and size give the same shop.
+
+Given shared people (a :class:`hub.Population`), the buyers are the people who bought in the
+Kuaishou shop, buyer ``index + 1`` placing the person's ``kuaishou_orders`` orders, each with the
+person's phone as the encrypted receiver mobile when ``kuaishou_phone``; nicknames are the
+people's names.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 from typing import Any
+
+import hub
 
 __all__ = ["DAY_MS", "Shop", "buyer_id", "generate"]
 
@@ -42,7 +49,7 @@ def _cipher(seed: int, phone: str) -> str:
     return "#" + hashlib.sha256(f"ks-cipher:{seed}:{phone}".encode()).hexdigest()[:24] + "#"
 
 
-def _order(rng: random.Random, seed: int, oid: int, buyer: int, start_ms: int) -> dict[str, Any]:
+def _order(rng: random.Random, seed: int, oid: int, buyer: int, start_ms: int, nick: str | None = None) -> dict[str, Any]:
     status = rng.choices([s for s, _ in STATUSES], weights=[w for _, w in STATUSES])[0]
     created = start_ms - rng.randint(DAY_MS // 2, SPREAD_DAYS * DAY_MS)
     paid = status in (30, 40, 50, 70) or (status == 80 and rng.random() < 0.5)
@@ -52,7 +59,7 @@ def _order(rng: random.Random, seed: int, oid: int, buyer: int, start_ms: int) -
         refunds = [{"refundId": oid * 10 + 1, "refundStatus": 60}]
     return {
         "orderBaseInfo": {
-            "oid": oid, "buyerOpenId": buyer_id(seed, buyer), "buyerNick": f"快手买家{buyer}",
+            "oid": oid, "buyerOpenId": buyer_id(seed, buyer), "buyerNick": nick or f"快手买家{buyer}",
             "buyerImage": f"https://p.kuaishou.example/avatar/{buyer}.jpg", "sellerOpenId": f"seller-{seed}",
             "status": status, "createTime": created, "payTime": created + 60_000 if paid else 0,
             "updateTime": updated, "refundTime": updated if refunds else 0,
@@ -65,15 +72,26 @@ def _order(rng: random.Random, seed: int, oid: int, buyer: int, start_ms: int) -
     }
 
 
-def generate(seed: int, buyers: int, start_ms: int) -> Shop:
-    """The shop of ``buyers`` buyers as it was at ``start_ms`` (epoch milliseconds)."""
+def _own_buyers(seed: int, buyers: int) -> list[tuple[int, str | None, int | None, str | None]]:
+    # (buyer, receiver phone, orders (None: drawn in turn), nickname)
+    return [(buyer, f"139{seed % 100:02d}{buyer:06d}" if buyer % 3 == 0 else None, None, None)
+            for buyer in range(1, buyers + 1)]
+
+
+def generate(seed: int, buyers: int, start_ms: int, people: hub.Population | None = None) -> Shop:
+    """The shop of ``buyers`` buyers as it was at ``start_ms`` (epoch milliseconds), or of the
+    buyers among shared ``people``."""
     rng = random.Random(seed)
     shop = Shop(next_oid=2_100_000_000_000 + seed * 10_000_000)
-    for buyer in range(1, buyers + 1):
-        phone = f"139{seed % 100:02d}{buyer:06d}" if buyer % 3 == 0 else None
-        for _ in range(rng.choice((1, 1, 2, 3))):
+    if people is None:
+        plan = _own_buyers(seed, buyers)
+    else:
+        plan = [(p.index + 1, p.mobile if p.kuaishou_phone else None, p.kuaishou_orders, p.name)
+                for p in people if p.kuaishou_orders]
+    for buyer, phone, count, nick in plan:
+        for _ in range(rng.choice((1, 1, 2, 3)) if count is None else count):
             oid = shop.next_oid = shop.next_oid + 1
-            order = _order(rng, seed, oid, buyer, start_ms)
+            order = _order(rng, seed, oid, buyer, start_ms, nick)
             if phone:
                 cipher = _cipher(seed, phone)
                 shop.phones[cipher] = phone

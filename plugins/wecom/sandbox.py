@@ -54,7 +54,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hub import SandboxSpec, WebhookRequest
+from hub import Population, SandboxSpec, WebhookRequest
 from plugins.wecom.sandbox_data import FAULT_KINDS, Corp, Settings, account_settings, sample_callback
 from plugins.wecom.wire import MsgCrypt
 
@@ -72,9 +72,9 @@ def ok(**body: Any) -> JSONResponse:
 class Sandbox:
     """The sandbox's state: the corp, its tokens, limits, faults and what it counted."""
 
-    def __init__(self, customers: int, settings: Settings) -> None:
+    def __init__(self, customers: int, settings: Settings, people: Population | None = None) -> None:
         self.settings = settings
-        self.corp = Corp(customers, settings.seed)
+        self.corp = Corp(customers, settings.seed, people)
         self.rng = random.Random(settings.seed)
         self.fault_rng = random.Random(settings.seed if settings.fault_seed is None else settings.fault_seed)
         self.crypt = MsgCrypt(settings.token, settings.encoding_aes_key, settings.corp_id)
@@ -403,21 +403,25 @@ ROUTES = [
 ]
 
 
-def make_app(customers: int = 1000, *, settings: Settings | None = None) -> Starlette:
-    """The sandbox app for a corp of ``customers`` customers."""
+def make_app(customers: int = 1000, *, settings: Settings | None = None, people: Population | None = None) -> Starlette:
+    """The sandbox app for a corp of ``customers`` customers (or of the WeCom customers among
+    shared ``people``)."""
     app = Starlette(routes=ROUTES)
-    app.state.sandbox = Sandbox(customers, settings or Settings())
+    app.state.sandbox = Sandbox(customers, settings or Settings(), people)
     return app
 
 
 
-def make_sandbox(seed: int, fans: int, base_url: str, *, settings: Settings | None = None) -> SandboxSpec:
+def make_sandbox(seed: int, fans: int, base_url: str, *, settings: Settings | None = None,
+                 people: Population | None = None) -> SandboxSpec:
     """The ``sandbox`` factory: per-minute limits scaled to one second, so demos run fast.
 
     :param settings: the corp's settings (default: seeded by ``seed``, a one-second window).
+    :param people: shared people (``hub.population(seed, fans)``): the customers are those of them
+        who are WeCom customers; without, ``fans`` customers of the sandbox's own.
     """
     settings = settings or Settings(seed=seed, minute_seconds=1.0)
-    app = make_app(fans, settings=settings)
+    app = make_app(fans, settings=settings, people=people)
     state: Sandbox = app.state.sandbox
     counter = iter(range(1, 10**9))
 

@@ -5,6 +5,10 @@ Some customers are followed by several staff, some carry a unionid (WeChat users
 some have remark mobiles (a few of them not valid mobile numbers), and relations carry corp tags.
 Relations live in ``relations[(external_userid, userid)]``; deleting one removes it, as the
 platform does (the hub, not the platform, remembers that it ended).
+
+Given shared ``people`` (a :class:`hub.Population`), the customers are the people who are WeCom
+customers: WeChat users (type 1) carrying the person's unionid and name, the person's mobile in
+the remark mobiles of each relation where the staff wrote it down (``wecom_mobile``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import hub
 from plugins.wecom.wire import PATHS, MsgCrypt, envelope, message_xml
 
 __all__ = ["BASE_TIME", "FAULT_KINDS", "TAG_GROUPS", "Corp", "Settings", "account_settings", "sample_callback"]
@@ -94,6 +99,9 @@ class Corp:
 
     customers: int
     seed: int = 0
+    people: hub.Population | None = None
+    """Shared people: the customers are those of them who are WeCom customers (``customers`` is
+    then their number)."""
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     relations: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     staff: list[str] = field(default_factory=list)
@@ -102,6 +110,9 @@ class Corp:
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
+        if self.people is not None:
+            self._from_people(rng, [p for p in self.people if p.wecom_customer])
+            return
         self.staff = [f"staff{i:04d}" for i in range(max(3, self.customers // 150))]
         for i in range(self.customers):
             uid = f"wmSBX{self.seed % 1000:03d}{i:08d}"
@@ -124,13 +135,33 @@ class Corp:
             for k, staff in enumerate(owners):
                 self.relations[(uid, staff)] = self._relation(rng, staff, i, k)
 
-    def _relation(self, rng: random.Random, staff: str, i: int, k: int) -> dict[str, Any]:
-        mobiles: list[str] = []
-        roll = rng.random()
-        if roll < 0.2:
-            mobiles = [f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"]
-        elif roll < 0.23:
-            mobiles = ["0755-8888888", f"139{rng.randrange(10**8):08d}"]
+    def _from_people(self, rng: random.Random, customers: list[hub.Person]) -> None:
+        self.customers = len(customers)
+        self.staff = [f"staff{i:04d}" for i in range(max(3, self.customers // 150))]
+        for n, person in enumerate(customers):
+            i = person.index
+            uid = f"wmSBX{self.seed % 1000:03d}{i:08d}"
+            self.contacts[uid] = {"external_userid": uid, "name": person.name,
+                                  "avatar": f"https://wework.example/avatar/{i}.png", "type": 1,
+                                  "gender": rng.choice([0, 1, 2]), "unionid": person.wechat_unionid}
+            owners = [self.staff[n % len(self.staff)]]
+            if rng.random() < 0.12:
+                owners += rng.sample([s for s in self.staff if s != owners[0]], k=rng.choice([1, 2]))
+            for k, staff in enumerate(owners):
+                relation = self._relation(rng, staff, i, k, mobiles=[])
+                if person.wecom_mobile and (k == 0 or rng.random() < 0.5):
+                    relation["remark_mobiles"] = [person.mobile]
+                self.relations[(uid, staff)] = relation
+
+    def _relation(self, rng: random.Random, staff: str, i: int, k: int,
+                  mobiles: list[str] | None = None) -> dict[str, Any]:
+        if mobiles is None:
+            mobiles = []
+            roll = rng.random()
+            if roll < 0.2:
+                mobiles = [f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"]
+            elif roll < 0.23:
+                mobiles = ["0755-8888888", f"139{rng.randrange(10**8):08d}"]
         tags = rng.sample(sorted(ALL_TAGS), k=rng.choice([0, 1, 1, 2]))
         return {
             "userid": staff,

@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import hub
 from plugins.xiaohongshu.sandbox_data import AfterSale, Shop, make_shop
 from plugins.xiaohongshu.wire import GATEWAY_PATH, VERSION, push_sign, request_sign
 
@@ -242,9 +243,14 @@ def refresh_token(state: State, body: dict[str, Any]) -> Response:
                     "sellerName": "沙盒小店"})
 
 
-def make_app(fans: int = 300, *, seed: int = 0, faults: Faults | None = None) -> Starlette:
-    """The sandbox app; the grant :func:`account_settings` hands the hub is already issued."""
-    state = State(shop=make_shop(seed, fans, int(time.time() * 1000)), faults=faults or Faults())
+def make_app(fans: int = 300, *, seed: int = 0, faults: Faults | None = None,
+             people: hub.Population | None = None) -> Starlette:
+    """The sandbox app; the grant :func:`account_settings` hands the hub is already issued.
+
+    :param people: shared people: the buyers are those of them who bought in the Xiaohongshu shop
+        (``fans`` is then ignored).
+    """
+    state = State(shop=make_shop(seed, fans, int(time.time() * 1000), people=people), faults=faults or Faults())
     refresh, grant = state.issue()
     state.grants[f"refresh-sandbox-{seed}"] = state.grants.pop(refresh)
     state.access[f"token-sandbox-{seed}"] = state.access.pop(grant.access)
@@ -344,8 +350,9 @@ def account_settings(base_url: str, account_id: str = "shop", seed: int = 0) -> 
 _pushes = itertools.count(1)
 
 
-def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
-    """The ``siyu sandbox xiaohongshu`` factory."""
+def make_sandbox(seed: int, fans: int, base_url: str, *, people: hub.Population | None = None) -> Any:
+    """The ``siyu sandbox xiaohongshu`` factory: ``fans`` buyers, or the buyers among shared ``people``
+    (then the account reads receivers' phones: ``phone_decrypt_calls_per_day``)."""
     from hub import SandboxSpec
     from plugins.xiaohongshu.sandbox_data import order_id, seller_id
 
@@ -357,4 +364,6 @@ def make_sandbox(seed: int, fans: int, base_url: str) -> Any:
         return push_request(f"/webhooks/xiaohongshu/{account['id']}",
                             [{"msgTag": "msg_fulfillment_status_change", "sellerId": seller_id(seed), "data": data}])
 
-    return SandboxSpec(app=make_app(fans, seed=seed), account=account, sample_webhook=sample)
+    if people is not None:  # the shop lets the hub read receivers' phones (the sandbox's daily quota)
+        account = {**account, "phone_decrypt_calls_per_day": 10}
+    return SandboxSpec(app=make_app(fans, seed=seed, people=people), account=account, sample_webhook=sample)

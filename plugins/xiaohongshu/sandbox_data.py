@@ -5,6 +5,11 @@ every third buyer a second one; orders were last updated within the ``span_hours
 moment the shop is made (in milliseconds, as the platform writes times).  A few orders are
 unpaid or cancelled, some await shipment (their receiver can be read and decrypted), some have
 a finished after-sale with a partial refund, some were closed after a full refund.
+
+Given shared people (a :class:`hub.Population`), the buyers are the people who bought in the
+Xiaohongshu shop, each placing ``xiaohongshu_orders`` orders; for those with
+``xiaohongshu_phone`` the first order awaits shipment and its receiver mobile is the person's.
+Other orders awaiting shipment then show no receiver mobile (a receiver is not always the buyer).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from typing import Any
+
+import hub
 
 __all__ = ["AfterSale", "Shop", "make_shop", "order_id", "seller_id", "user_id"]
 
@@ -58,11 +65,13 @@ class Shop:
     """The receiver mobile of orders awaiting shipment, by order id."""
 
 
-def _order(rng: random.Random, seed: int, n: int, buyer: int, now_ms: int, span_ms: int) -> dict[str, Any]:
+def _order(rng: random.Random, seed: int, n: int, buyer: int, now_ms: int, span_ms: int,
+           status: int | None = None) -> dict[str, Any]:
     updated = now_ms - rng.randrange(60_000, span_ms)
     created = updated - rng.randrange(0, 3 * HOUR_MS)
     roll = rng.random()
-    status = 7 if roll < 0.55 else 4 if roll < 0.7 else 6 if roll < 0.8 else 1 if roll < 0.86 else 9 if roll < 0.9 else 8
+    if status is None:
+        status = 7 if roll < 0.55 else 4 if roll < 0.7 else 6 if roll < 0.8 else 1 if roll < 0.86 else 9 if roll < 0.9 else 8
     paid = status not in (1, 9)
     goods = rng.randrange(990, 59_900)
     freight = rng.choice((0, 0, 600, 1000))
@@ -82,19 +91,25 @@ def _order(rng: random.Random, seed: int, n: int, buyer: int, now_ms: int, span_
     }
 
 
-def make_shop(seed: int, fans: int, now_ms: int, span_hours: float = 24.0) -> Shop:
-    """The shop of ``fans`` buyers (see the module docstring)."""
+def make_shop(seed: int, fans: int, now_ms: int, span_hours: float = 24.0, people: hub.Population | None = None) -> Shop:
+    """The shop of ``fans`` buyers, or of the buyers among shared ``people`` (see the module docstring)."""
     rng = random.Random(seed)
     shop = Shop(seller=seller_id(seed))
     span = max(int(span_hours * HOUR_MS), 120_000)
     n = 0
-    for buyer in range(fans):
-        for _ in range(2 if buyer % 3 == 0 else 1):
+    if people is None:
+        plan = [(buyer, 2 if buyer % 3 == 0 else 1, f"13{(seed * 7919 + buyer) % 10**9:09d}", False)
+                for buyer in range(fans)]
+    else:
+        plan = [(p.index, p.xiaohongshu_orders, p.mobile if p.xiaohongshu_phone else None, p.xiaohongshu_phone)
+                for p in people if p.xiaohongshu_orders]
+    for buyer, count, phone, awaits in plan:
+        for k in range(count):
             n += 1
-            order = _order(rng, seed, n, buyer, now_ms, span)
+            order = _order(rng, seed, n, buyer, now_ms, span, 4 if awaits and k == 0 else None)
             shop.orders[order["orderId"]] = order
-            if order["orderStatus"] == 4:
-                shop.phones[order["orderId"]] = f"13{(seed * 7919 + buyer) % 10**9:09d}"
+            if order["orderStatus"] == 4 and phone:
+                shop.phones[order["orderId"]] = phone
             if order["orderStatus"] in (6, 7) and n % 7 == 0:
                 refund = order["totalPayAmount"] // 3
                 order["orderAfterSalesStatus"] = 3
