@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -55,8 +55,11 @@ def post(
 ) -> None:
     """Credit earned points to a member."""
     state = get_context(ctx)
+    expiry = parse_time(expires_at, "--expires-at")
+    if expiry is not None and expiry <= datetime.now(UTC):
+        raise InvalidPosting(f"--expires-at: {expiry.isoformat()} is in the past; these points would expire at once")
     p = ledger.post(state.engine(), member_id=member, points=points, reason=reason, key=key, policy=state.policy,
-                    expires_at=parse_time(expires_at, "--expires-at"), host=state.host)
+                    expires_at=expiry, host=state.host)
     emit(_posted(p), as_json, _say)
 
 

@@ -19,7 +19,12 @@ from hub.ledger.cards import LedgerPolicy, enqueue_card_updates
 from schemas import LedgerEntry, LedgerKind
 from schemas.tables import LedgerEntryRow, LedgerLotRow, LedgerLotUseRow, MemberRow, utcnow
 
+MAX_POINTS = 2**31 - 1
+"""The most points one entry, a balance or a lifetime total can hold: the points columns are
+``INTEGER``, 32-bit on PostgreSQL, so the same limit holds on both backends."""
+
 __all__ = [
+    "MAX_POINTS",
     "Posted",
     "apply_change",
     "body_hash",
@@ -226,6 +231,9 @@ def apply_change(
     ).one()
     balance = current.balance + points
     lifetime_points = max(0, current.lifetime_points + lifetime)
+    if balance > MAX_POINTS or lifetime_points > MAX_POINTS:
+        raise InvalidPosting(f"member {member.member_id}: this would pass the largest balance the ledger holds "
+                             f"({MAX_POINTS}); nothing written")
     level = policy.level_for(lifetime_points)
     if (balance, lifetime_points, level) == tuple(current):
         return balance, lifetime_points, level

@@ -18,6 +18,7 @@ from hub.events import PointsPosted
 from hub.ledger.cards import LedgerPolicy
 from hub.ledger.lots import (
     Posted,
+    MAX_POINTS,
     apply_change,
     body_hash,
     check_key,
@@ -42,7 +43,9 @@ NOT_REVERSIBLE = {LedgerKind.REVERSAL, LedgerKind.TRANSFER_IN, LedgerKind.TRANSF
 
 def _points(points: object) -> int:
     if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
-        raise InvalidPosting(f"points must be a positive whole number, got {points!r}")
+        raise InvalidPosting(f"points must be a positive whole number, got {str(points)[:40]}")
+    if points > MAX_POINTS:
+        raise InvalidPosting(f"points must be at most {MAX_POINTS}, the largest balance the ledger holds")
     return points
 
 
