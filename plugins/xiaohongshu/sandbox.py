@@ -248,9 +248,12 @@ def make_app(fans: int = 300, *, seed: int = 0, faults: Faults | None = None,
     """The sandbox app; the grant :func:`account_settings` hands the hub is already issued.
 
     :param people: shared people: the buyers are those of them who bought in the Xiaohongshu shop
-        (``fans`` is then ignored).
+        (``fans`` is then ignored), their orders updated within the last two hours.
     """
-    state = State(shop=make_shop(seed, fans, int(time.time() * 1000), people=people), faults=faults or Faults())
+    # shared people's orders fall within two hours: a handful of 30-minute windows, so that reading
+    # their receivers' phones fits in the 10 decryption calls a day allows
+    span = 24.0 if people is None else 2.0
+    state = State(shop=make_shop(seed, fans, int(time.time() * 1000), span, people=people), faults=faults or Faults())
     refresh, grant = state.issue()
     state.grants[f"refresh-sandbox-{seed}"] = state.grants.pop(refresh)
     state.access[f"token-sandbox-{seed}"] = state.access.pop(grant.access)

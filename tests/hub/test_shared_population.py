@@ -1,0 +1,120 @@
+"""One shared population across all five sandboxes: synced into one database and stitched, the
+same person is one member wherever their platforms show a shared key (the phone), as the
+population says.
+
+Each built-in sandbox is built with the same ``hub.population(seed, size)`` through
+``build_sandbox(..., people=...)``; the hub syncs Douyin, WeCom, Kuaishou and Xiaohongshu, the
+Alipay card holders open the card through the activation form (their phone in it), and
+``siyu apply`` stitches.  A person's fans on the platforms in ``phone_platforms`` become one
+member; a fan on a platform that shows no shared key (a Douyin follower: the fans list has no
+phone; a WeCom customer whose mobile the staff did not note) stays a member of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from contextlib import ExitStack
+
+import httpx
+import sqlalchemy as sa
+
+import hub
+from hub.cli import main
+from hub.config import load_settings
+from hub.platform.sandbox import account_toml, build_sandbox, free_port, serve_asgi
+from hub.plugins import load_plugins
+from hub.webhooks.receiver import create_app
+from plugins.alipay.sandbox_data import make_user
+from plugins.kuaishou.sandbox_data import buyer_id
+from plugins.xiaohongshu.sandbox_data import user_id
+from schemas.tables import FanRow, MemberRow
+
+HOST = load_plugins()
+SEED, SIZE = 11, 200
+PLATFORMS = ("alipay", "douyin", "kuaishou", "wecom", "xiaohongshu")
+
+
+def uid_of(platform: str, person: hub.Person) -> str:
+    """The person's platform uid in the sandbox of ``platform`` (as its sandbox_data names them)."""
+    i = person.index
+    return {"alipay": lambda: make_user(SEED, i).open_id, "douyin": lambda: f"fan-{SEED}-{i:06d}",
+            "kuaishou": lambda: buyer_id(SEED, i + 1), "wecom": lambda: f"wmSBX{SEED % 1000:03d}{i:08d}",
+            "xiaohongshu": lambda: user_id(SEED, i)}[platform]()
+
+
+def expected_members(people: hub.Population) -> Counter[int]:
+    """How many members should have fans on ``k`` platforms: one per person whose phone some
+    platform shows (on those platforms), one per fan elsewhere."""
+    counts: Counter[int] = Counter()
+    for person in people:
+        keyed = person.phone_platforms
+        if keyed:
+            counts[len(keyed)] += 1
+        counts[1] += len(person.platforms - keyed)
+    return counts
+
+
+def test_five_sandboxes_share_one_population_and_people_become_one_member(tmp_path, database_url, engine):
+    people = hub.population(SEED, SIZE)
+    with ExitStack() as servers:
+        accounts, alipay = [], None
+        for platform in PLATFORMS:
+            port = free_port()
+            spec = build_sandbox(HOST, platform, seed=SEED, fans=SIZE, base_url=f"http://127.0.0.1:{port}",
+                                 people=people)
+            servers.enter_context(serve_asgi(spec.app, port=port))
+            accounts.append(account_toml(spec.account))
+            if platform == "alipay":
+                alipay = spec
+        config = tmp_path / "siyu.toml"
+        config.write_text(f'[database]\nurl = "{database_url}"\n\n[security]\n'
+                          'phone_key = "test-phone-key-0123456789abcdef"\n\n[retry]\nattempts = 8\n'
+                          "initial_wait = 0.01\nmax_wait = 0.05\njitter = 0.01\n\n" + "\n".join(accounts))
+        for platform in ("douyin", "kuaishou", "wecom", "xiaohongshu"):  # one at a time: SQLite has one writer
+            assert main(["--config", str(config), "sync", "--platform", platform, "--json"]) == 0
+
+        # the card holders open the Alipay card through the activation form (their phone in it)
+        settings = load_settings(HOST, config)
+        holders = alipay.app.state.sandbox.users
+        assert len(holders) == len(people.on("alipay"))
+        sandbox_url = alipay.account["base_url"].removesuffix("/gateway.do")
+        with serve_asgi(create_app(HOST, settings, engine)) as hub_url:
+            hook = f"{hub_url}/webhooks/alipay/{alipay.account['id']}"
+            with httpx.Client(timeout=30) as client:
+                for n in range(len(holders)):
+                    opened = client.post(f"{sandbox_url}/_admin/activate", json={"url": hook, "user": n}).json()
+                    assert opened["status"] == 200, opened["body"]
+        assert main(["--config", str(config), "apply", "--json"]) == 0
+
+    fans, members = FanRow.__table__, MemberRow.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(fans.c.platform, fans.c.platform_uid, fans.c.member_id)).all()
+        merged = conn.execute(sa.select(sa.func.count()).select_from(members)
+                              .where(members.c.merged_into.is_not(None))).scalar_one()
+    member_of = {(r.platform, r.platform_uid): r.member_id for r in rows}
+    assert None not in member_of.values()
+
+    # every person is on the platforms the population says, and nobody else is
+    wanted = {(platform, uid_of(platform, person)): person for person in people for platform in person.platforms}
+    assert set(member_of) == set(wanted)
+
+    # a person's fans on the platforms that show their phone are one member; every other fan is alone
+    fans_of_member: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for key, member_id in member_of.items():
+        fans_of_member[member_id].append(key)
+    for person in people:
+        keyed = {member_of[(p, uid_of(p, person))] for p in person.phone_platforms}
+        assert len(keyed) <= 1, f"person {person.index} is {len(keyed)} members"
+        for platform in person.platforms:
+            member_id = member_of[(platform, uid_of(platform, person))]
+            together = {p for p, _ in fans_of_member[member_id]}
+            assert together == (set(person.phone_platforms) if platform in person.phone_platforms else {platform})
+
+    found = Counter(len({p for p, _ in keys}) for keys in fans_of_member.values())
+    assert found == expected_members(people)
+    several = sum(n for k, n in found.items() if k >= 2)
+    assert several > 0.3 * SIZE and found[3] > 0  # people recognised on several platforms, some on three
+    print(json.dumps({"people": SIZE, "people_on_k_platforms": people.overlap(),
+                      "members_with_fans_on_k_platforms": dict(sorted(found.items())),
+                      "fans": len(member_of), "members": len(fans_of_member), "merges": merged}))
