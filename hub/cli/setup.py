@@ -78,7 +78,9 @@ def init(
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(generate_phone_key() + "\n")
-    path.write_text(STARTER.format(database_url=database_url, key_file=key_path.name), encoding="utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it will hold secrets
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(STARTER.format(database_url=database_url, key_file=key_path.name))
     result = {"ok": True, "config": str(path), "phone_key_file": str(key_path),
               "database": storage.safe_url(url), "revision": revision}
     emit(result, as_json, lambda r: console.print(

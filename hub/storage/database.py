@@ -8,6 +8,8 @@ scripts shipped in ``hub/storage/migrations``.  A command that needs the databas
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _create_private(path: Path) -> None:
+    """Create an empty SQLite file readable by its owner only (its ``-wal``/``-shm`` files inherit
+    the mode); an existing file keeps its own."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def json_text(value: Any) -> str:
     """A JSON column's value as the text the database stores: compact JSON written by
     pydantic-core's serializer (a few times faster than :func:`json.dumps` on the small documents
@@ -77,6 +88,7 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(database).expanduser())
             engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                                       json_serializer=json_text, **kwargs)
             sa.event.listen(engine, "connect", _sqlite_pragmas)
