@@ -1,4 +1,4 @@
-"""``siyu daemon`` on SQLite, as a process: callbacks applied within seconds, one daemon per
+"""``siyu daemon`` as a process (on SQLite, and on PostgreSQL through procrastinate): callbacks applied within seconds, one daemon per
 database file, a clean stop on SIGTERM, a config error before serving, status and metrics agree."""
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ def douyin():
 
 
 @pytest.fixture
-def running(tmp_path, sqlite_url, douyin):
-    config = write_config(tmp_path / "siyu.toml", sqlite_url, [douyin])
+def running(tmp_path, database_url, douyin):
+    config = write_config(tmp_path / "siyu.toml", database_url, [douyin])
     daemon = Daemon(config, tmp_path / "daemon.log")
     try:
         daemon.wait_ready()
-        yield daemon, config, sqlite_url, douyin
+        yield daemon, config, database_url, douyin
     finally:
         daemon.close()
 
@@ -85,6 +85,7 @@ def test_a_strangers_callback_is_applied_within_5_seconds(running):
     assert re.search(r'siyu_webhooks_received_total\{platform="douyin"\} 1\.0', metrics)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_second_daemon_on_the_same_file_is_refused_naming_the_first(running, tmp_path):
     daemon, config, _url, _account = running
     second = Daemon(config, tmp_path / "second.log")
