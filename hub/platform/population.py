@@ -9,7 +9,7 @@ platforms, the way the population says.
 
 Each :class:`Person` has a phone (a valid mainland mobile, unique in the population), a WeChat
 ``unionid``, a Douyin ``union_id`` where they have one, a name, and traits a sandbox may use:
-whether they follow the 企业号, are a WeCom customer (and whether the staff wrote their mobile in
+whether they follow the 企业号 (and joined its 来客 membership), are a WeCom customer (and whether the staff wrote their mobile in
 the remark), how many orders they placed in the Kuaishou and Xiaohongshu shops (and whether a
 receiver phone a shop may decrypt is on them), whether they hold the Alipay card.  How often
 these occur (:data:`RATES`): about six in ten people are on two platforms or more, a few on all
@@ -41,6 +41,7 @@ RATES = {
     "alipay": 0.35,                 # holds the Alipay member card
     "everywhere": 0.03,             # loyal shoppers on all five
     "douyin_union_id": 0.80,        # a Douyin follower with a union_id
+    "douyin_member": 0.50,          # a Douyin follower who joined the 来客 membership with their phone
     "wecom_mobile": 0.70,           # the staff wrote the customer's mobile in the remark
     "kuaishou_phone": 0.70,         # the Kuaishou orders carry an (encrypted) receiver phone
     "xiaohongshu_phone": 0.50,      # an order awaiting shipment, its receiver readable
@@ -67,6 +68,8 @@ class Person:
     :param wechat_unionid: the person's WeChat ``unionid`` (what WeCom shows for a WeChat customer).
     :param douyin_union_id: the person's Douyin ``union_id``, or ``None``.
     :param douyin_follower: follows the brand's Douyin 企业号.
+    :param douyin_member: a follower who joined the brand's 来客 membership; Douyin tells the phone
+        they joined with in the ``life_member_join`` callback (its fans list has none).
     :param wecom_customer: a WeCom external contact of a store's staff.
     :param wecom_mobile: the staff wrote the person's mobile in the relation's remark mobiles.
     :param kuaishou_orders: orders placed in the Kuaishou shop (0: not a buyer there).
@@ -83,6 +86,7 @@ class Person:
     wechat_unionid: str
     douyin_union_id: str | None
     douyin_follower: bool
+    douyin_member: bool
     wecom_customer: bool
     wecom_mobile: bool
     kuaishou_orders: int
@@ -105,11 +109,11 @@ class Person:
 
     @property
     def phone_platforms(self) -> frozenset[str]:
-        """The platforms whose records of the person carry the phone as a sync reads them (the
-        key that lets a hub recognise the person across platforms): the WeCom remark mobile, the
-        Kuaishou and Xiaohongshu receiver phones, the Alipay activation form.  A Douyin fans list
-        has no phone."""
-        return frozenset(p for p, on in (("alipay", self.alipay_card),
+        """The platforms whose records of the person carry the phone (the key that lets a hub
+        recognise the person across platforms): the WeCom remark mobile, the Kuaishou and
+        Xiaohongshu receiver phones as a sync reads them, the Alipay activation form and the
+        Douyin 来客 membership callback as the platforms send them."""
+        return frozenset(p for p, on in (("alipay", self.alipay_card), ("douyin", self.douyin_member),
                                          ("kuaishou", self.kuaishou_orders > 0 and self.kuaishou_phone),
                                          ("wecom", self.wecom_customer and self.wecom_mobile),
                                          ("xiaohongshu", self.xiaohongshu_orders > 0 and self.xiaohongshu_phone))
@@ -169,8 +173,8 @@ def population(seed: int, size: int) -> Population:
     draw, bits = rng.random, rng.getrandbits
     p_all, p_dy, p_wc, p_ks, p_xhs, p_ali = (RATES[k] for k in ("everywhere", "douyin", "wecom", "kuaishou",
                                                                 "xiaohongshu", "alipay"))
-    p_union, p_wm, p_kp, p_xp = (RATES[k] for k in ("douyin_union_id", "wecom_mobile", "kuaishou_phone",
-                                                    "xiaohongshu_phone"))
+    p_union, p_member, p_wm, p_kp, p_xp = (RATES[k] for k in ("douyin_union_id", "douyin_member", "wecom_mobile",
+                                                              "kuaishou_phone", "xiaohongshu_phone"))
     surnames, given, prefixes = _SURNAMES, _GIVEN, _PREFIXES
     n_sur, n_given, n_pre = len(surnames), len(given), len(prefixes)
     offset = rng.randrange(10**8)
@@ -194,7 +198,7 @@ def population(seed: int, size: int) -> Population:
             i, name, f"+86{prefixes[(r >> 26) % n_pre]}{(i * _SPREAD + offset) % 100_000_000:08d}",
             f"oPOP{tag}{i:010d}wx",
             f"dy-union-{tag}-{i:010d}" if dy and draw() < p_union else None,
-            dy, wc, wc and draw() < p_wm,
+            dy, dy and draw() < p_member, wc, wc and draw() < p_wm,
             counts[r >> 34 & 7] if ks else 0, ks and draw() < p_kp,
             counts[r >> 37 & 7] if xhs else 0, xhs and draw() < p_xp,
             ali,

@@ -20,6 +20,8 @@ Gateway (``POST /gateway.do``, also ``/``; parameters in the query and/or the fo
 
 Admin (not Alipay): ``POST /_admin/activate`` ``{url, phone?}`` plays a shopper who fills the
 form: a user, a ``request_id`` and an ``auth_code``, then ``GET url?auth_code=…&request_id=…``;
+``POST /_admin/activate_all`` ``{url}`` does so for every user who holds no card yet (the card
+holders of shared people), answering how many opened and the statuses the URL answered;
 ``POST /_admin/notify`` ``{url, kind: open|delete, biz_card_no}`` sends a signed (V1) notify;
 ``GET /_admin/cards``, ``/_admin/stats``; ``POST /_admin/faults`` ``{busy, strict_cards}``.
 """
@@ -311,17 +313,30 @@ def make_app(sandbox: Sandbox) -> Starlette:
         s.count(method)
         return s.answer(name, node)
 
-    async def activate(request: Request) -> Response:
-        order = json.loads(await request.body())
-        user = s.add_user(order.get("phone")) if order.get("phone") else int(order.get("user", 0))
+    async def fill_form(client: httpx.AsyncClient, url: str, user: int) -> dict[str, Any]:
         request_id, code = secrets.token_hex(16), f"sbxauth{secrets.token_hex(12)}"
         s.forms[request_id], s.codes[code] = user, (user, False)
         query = {"auth_code": code, "request_id": request_id, "app_id": APP_ID, "template_id": TEMPLATE_ID,
                  "scope": "auth_base"}
+        answer = await client.get(url, params=query)
+        return {"status": answer.status_code, "body": answer.text, "auth_code": code,
+                "request_id": request_id, "open_id": s.users[user].open_id}
+
+    async def activate(request: Request) -> Response:
+        order = json.loads(await request.body())
+        user = s.add_user(order.get("phone")) if order.get("phone") else int(order.get("user", 0))
         async with httpx.AsyncClient(timeout=20) as client:
-            answer = await client.get(order["url"], params=query)
-        return JSONResponse({"status": answer.status_code, "body": answer.text, "auth_code": code,
-                             "request_id": request_id, "open_id": s.users[user].open_id})
+            return JSONResponse(await fill_form(client, order["url"], user))
+
+    async def activate_all(request: Request) -> Response:
+        order = json.loads(await request.body())
+        statuses: dict[str, int] = {}
+        async with httpx.AsyncClient(timeout=20) as client:
+            for user in range(len(s.users)):
+                if s.card_of(user) is None:
+                    status = str((await fill_form(client, order["url"], user))["status"])
+                    statuses[status] = statuses.get(status, 0) + 1
+        return JSONResponse({"opened": statuses.get("200", 0), "statuses": statuses})
 
     async def notify(request: Request) -> Response:
         order = json.loads(await request.body())
@@ -347,6 +362,7 @@ def make_app(sandbox: Sandbox) -> Starlette:
         Route("/gateway.do", gateway, methods=["GET", "POST"]),
         Route("/", gateway, methods=["GET", "POST"]),
         Route("/_admin/activate", activate, methods=["POST"]),
+        Route("/_admin/activate_all", activate_all, methods=["POST"]),
         Route("/_admin/notify", notify, methods=["POST"]),
         Route("/_admin/faults", faults, methods=["POST"]),
         Route("/_admin/cards", cards),

@@ -26,7 +26,10 @@ endpoint that is not there).
 Admin (not Douyin): ``POST /_admin/faults``, ``POST /_admin/clock`` (``{"advance": seconds}``),
 ``GET /_admin/stats``, ``/_admin/members``, ``/_admin/messages``, ``/_admin/grants``, and
 ``POST /_admin/deliver`` / ``/_admin/verify`` which sign a callback (or a ``verify_webhook``
-challenge) and POST it to a URL, answering what that URL said.
+challenge) and POST it to a URL, answering what that URL said.  With shared people,
+``POST /_admin/joins`` (``{"url": …}``) delivers the ``life_member_join`` of every follower who
+joined the 来客 membership (``douyin_member``) and not delivered yet, answering how many and the
+statuses the URL answered.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from plugins.douyin.sandbox_data import (
     OPEN_ID,
     event_body,
     fan,
+    member_join,
     person_fan,
     sample_message,
     signed_headers,
@@ -120,6 +124,8 @@ class State:
     rng: random.Random = field(default_factory=random.Random)
     followers: list[dict[str, Any]] | None = None
     """The fans drawn from shared people (``None``: the sandbox's own ``fans`` fans)."""
+    joins: list[dict[str, Any]] = field(default_factory=list)
+    """The ``life_member_join`` contents of shared people who joined the 来客 membership, not yet delivered."""
 
     def fan(self, i: int) -> dict[str, Any]:
         """The ``i``-th fan of the list."""
@@ -332,6 +338,22 @@ async def admin_deliver(request: Request) -> Response:
     return JSONResponse({"status": answer.status_code, "body": answer.text, "msg_id": headers["Msg-Id"]})
 
 
+async def admin_joins(request: Request) -> Response:
+    state, order = _state(request), json.loads(await request.body())
+    statuses: dict[str, int] = {}
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        while state.joins:
+            content = state.joins[0]
+            body = event_body("life_member_join", content, from_user_id=content["open_id"])
+            answer = await client.post(order["url"], content=body, headers=signed_headers(body, msg_id=secrets.token_hex(16)))
+            statuses[str(answer.status_code)] = statuses.get(str(answer.status_code), 0) + 1
+            if answer.status_code != 200:
+                break  # kept for the next call
+            state.joins.pop(0)
+            state.count("deliveries")
+    return JSONResponse({"delivered": statuses.get("200", 0), "left": len(state.joins), "statuses": statuses})
+
+
 async def admin_verify(request: Request) -> Response:
     state, order = _state(request), json.loads(await request.body())
     challenge = int(order.get("challenge", state.rng.randrange(10**5, 10**6)))
@@ -373,6 +395,7 @@ ROUTES = [
     Route("/_admin/clock", admin_clock, methods=["POST"]),
     Route("/_admin/deliver", admin_deliver, methods=["POST"]),
     Route("/_admin/verify", admin_verify, methods=["POST"]),
+    Route("/_admin/joins", admin_joins, methods=["POST"]),
     Route("/_admin/stats", admin_stats),
     Route("/_admin/members", admin_members),
     Route("/_admin/messages", admin_messages),
@@ -397,7 +420,8 @@ def make_app(fans: int = 1000, *, seed: int = 0, faults: Faults | None = None, a
     """
     followers = None if people is None else [person_fan(seed, p) for p in people if p.douyin_follower]
     state = State(fans if followers is None else len(followers), seed, faults or Faults(), access_ttl, refresh_ttl,
-                  rng=random.Random(seed), followers=followers)
+                  rng=random.Random(seed), followers=followers,
+                  joins=[member_join(seed, p) for p in people or () if p.douyin_member])
     state.access[f"act.sandbox-{seed}"] = state.now() + access_ttl
     state.grants[f"rft.sandbox-{seed}"] = Grant(state.now() + (refresh_ttl if refresh_left is None else refresh_left))
     app = Starlette(routes=ROUTES)

@@ -5,7 +5,8 @@ Everything but the message ids is deterministic in ``seed``: the ``i``-th fan of
 same in every run, so tests and benchmarks can name fans (``fan-0-000001``).  Given shared people
 (a :class:`hub.Population`), the fans are the people who follow the 企业号, each named by the
 person's index (``fan-<seed>-<index>``) and carrying their Douyin ``union_id`` where they have one
-(the fans list has no phone: Douyin shows one only when a fan joins the 来客 membership).
+(the fans list has no phone: Douyin shows one only when a fan joins the 来客 membership, in the
+``life_member_join`` callback, :func:`member_join`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "OPEN_ID",
     "event_body",
     "fan",
+    "member_join",
     "person_fan",
     "message_content",
     "sample_message",
@@ -52,6 +54,12 @@ def person_fan(seed: int, person: hub.Person) -> dict[str, Any]:
     return {"open_id": f"fan-{seed}-{i:06d}", "union_id": person.douyin_union_id or "", "nickname": person.name,
             "avatar": f"https://example.invalid/a/{i}.jpeg", "city": "上海", "province": "上海", "country": "中国",
             "gender": i % 3}
+
+
+def member_join(seed: int, person: hub.Person) -> dict[str, Any]:
+    """The ``content`` of the ``life_member_join`` a follower of the shared people sends when they
+    join the 来客 membership with their phone."""
+    return {"account_id": LIFE_ACCOUNT_ID, "open_id": f"fan-{seed}-{person.index:06d}", "mobile": person.mobile}
 
 
 def message_content(fan_open_id: str, n: int, text: str, suffix: str) -> dict[str, Any]:

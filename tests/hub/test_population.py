@@ -56,11 +56,12 @@ def test_overlaps_are_realistic_and_readable():
 def test_traits_agree_with_platforms():
     for p in hub.population(5, 5_000):
         assert p.on("douyin") == p.douyin_follower and (p.douyin_union_id is None or p.douyin_follower)
+        assert p.douyin_follower or not p.douyin_member
         assert p.on("wecom") == p.wecom_customer and (p.wecom_customer or not p.wecom_mobile)
         assert p.on("kuaishou") == (p.kuaishou_orders > 0) and 0 <= p.kuaishou_orders <= 3
         assert p.on("xiaohongshu") == (p.xiaohongshu_orders > 0) and 0 <= p.xiaohongshu_orders <= 3
         assert p.on("alipay") == p.alipay_card
-        assert p.phone_platforms <= p.platforms and "douyin" not in p.phone_platforms
+        assert p.phone_platforms <= p.platforms and ("douyin" in p.phone_platforms) == p.douyin_member
         assert p.alipay_card == ("alipay" in p.phone_platforms)
 
 

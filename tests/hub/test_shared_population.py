@@ -4,10 +4,12 @@ population says.
 
 Each built-in sandbox is built with the same ``hub.population(seed, size)`` through
 ``build_sandbox(..., people=...)``; the hub syncs Douyin, WeCom, Kuaishou and Xiaohongshu, the
-Alipay card holders open the card through the activation form (their phone in it), and
+Alipay card holders open the card through the activation form (their phone in it), the Douyin
+followers who joined the 来客 membership send ``life_member_join`` (their phone in it), and
 ``siyu apply`` stitches.  A person's fans on the platforms in ``phone_platforms`` become one
-member; a fan on a platform that shows no shared key (a Douyin follower: the fans list has no
-phone; a WeCom customer whose mobile the staff did not note) stays a member of its own.
+member; a fan on a platform that shows no shared key (a Douyin follower who never joined the
+membership: the fans list has no phone; a WeCom customer whose mobile the staff did not note)
+stays a member of its own.
 """
 
 from __future__ import annotations
@@ -58,33 +60,34 @@ def expected_members(people: hub.Population) -> Counter[int]:
 def test_five_sandboxes_share_one_population_and_people_become_one_member(tmp_path, database_url, engine):
     people = hub.population(SEED, SIZE)
     with ExitStack() as servers:
-        accounts, alipay = [], None
+        accounts, urls = {}, {}
         for platform in PLATFORMS:
             port = free_port()
             spec = build_sandbox(HOST, platform, seed=SEED, fans=SIZE, base_url=f"http://127.0.0.1:{port}",
                                  people=people)
-            servers.enter_context(serve_asgi(spec.app, port=port))
-            accounts.append(account_toml(spec.account))
+            urls[platform] = servers.enter_context(serve_asgi(spec.app, port=port))
+            accounts[platform] = spec.account
             if platform == "alipay":
                 alipay = spec
         config = tmp_path / "siyu.toml"
         config.write_text(f'[database]\nurl = "{database_url}"\n\n[security]\n'
                           'phone_key = "test-phone-key-0123456789abcdef"\n\n[retry]\nattempts = 8\n'
-                          "initial_wait = 0.01\nmax_wait = 0.05\njitter = 0.01\n\n" + "\n".join(accounts))
+                          "initial_wait = 0.01\nmax_wait = 0.05\njitter = 0.01\n\n"
+                          + "\n".join(account_toml(a) for a in accounts.values()))
         for platform in ("douyin", "kuaishou", "wecom", "xiaohongshu"):  # one at a time: SQLite has one writer
             assert main(["--config", str(config), "sync", "--platform", platform, "--json"]) == 0
 
-        # the card holders open the Alipay card through the activation form (their phone in it)
+        # the platforms' callbacks: the card holders open the Alipay card through the activation form
+        # (their phone in it), the Douyin followers who joined the 来客 membership send their phone
         settings = load_settings(HOST, config)
-        holders = alipay.app.state.sandbox.users
-        assert len(holders) == len(people.on("alipay"))
-        sandbox_url = alipay.account["base_url"].removesuffix("/gateway.do")
+        assert len(alipay.app.state.sandbox.users) == len(people.on("alipay"))
         with serve_asgi(create_app(HOST, settings, engine)) as hub_url:
-            hook = f"{hub_url}/webhooks/alipay/{alipay.account['id']}"
-            with httpx.Client(timeout=30) as client:
-                for n in range(len(holders)):
-                    opened = client.post(f"{sandbox_url}/_admin/activate", json={"url": hook, "user": n}).json()
-                    assert opened["status"] == 200, opened["body"]
+            opened = httpx.post(f"{urls['alipay']}/_admin/activate_all", timeout=120,
+                                json={"url": f"{hub_url}/webhooks/alipay/{alipay.account['id']}"}).json()
+            joined = httpx.post(f"{urls['douyin']}/_admin/joins", timeout=120,
+                                json={"url": f"{hub_url}/webhooks/douyin/{accounts['douyin']['id']}"}).json()
+        assert opened == {"opened": len(people.on("alipay")), "statuses": {"200": len(people.on("alipay"))}}
+        assert joined["delivered"] == sum(p.douyin_member for p in people) and joined["left"] == 0
         assert main(["--config", str(config), "apply", "--json"]) == 0
 
     fans, members = FanRow.__table__, MemberRow.__table__
@@ -114,7 +117,7 @@ def test_five_sandboxes_share_one_population_and_people_become_one_member(tmp_pa
     found = Counter(len({p for p, _ in keys}) for keys in fans_of_member.values())
     assert found == expected_members(people)
     several = sum(n for k, n in found.items() if k >= 2)
-    assert several > 0.3 * SIZE and found[3] > 0  # people recognised on several platforms, some on three
+    assert several > 0.3 * SIZE and found[4] > 0  # people recognised on several platforms, some on four
     print(json.dumps({"people": SIZE, "people_on_k_platforms": people.overlap(),
                       "members_with_fans_on_k_platforms": dict(sorted(found.items())),
                       "fans": len(member_of), "members": len(fans_of_member), "merges": merged}))
