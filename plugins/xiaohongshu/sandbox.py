@@ -321,8 +321,10 @@ def make_app(fans: int = 300, *, seed: int = 0, faults: Faults | None = None,
             return JSONResponse(state.requests)
         return JSONResponse({"error": "unknown admin action"}, status_code=404)
 
-    return Starlette(routes=[Route(GATEWAY_PATH, gateway, methods=["POST"]),
-                             Route("/_admin/{action}", admin, methods=["GET", "POST"])])
+    app = Starlette(routes=[Route(GATEWAY_PATH, gateway, methods=["POST"]),
+                            Route("/_admin/{action}", admin, methods=["GET", "POST"])])
+    app.state.xiaohongshu = state
+    return app
 
 
 def push_request(path: str, messages: list[dict[str, Any]], *, secret: str = APP_SECRET,

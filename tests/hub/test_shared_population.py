@@ -121,3 +121,40 @@ def test_five_sandboxes_share_one_population_and_people_become_one_member(tmp_pa
     print(json.dumps({"people": SIZE, "people_on_k_platforms": people.overlap(),
                       "members_with_fans_on_k_platforms": dict(sorted(found.items())),
                       "fans": len(member_of), "members": len(fans_of_member), "merges": merged}))
+
+
+def test_each_sandbox_holds_the_people_of_its_platform_with_their_identities():
+    people = hub.population(SEED, 300)
+    spec = {p: build_sandbox(HOST, p, seed=SEED, fans=300, base_url="http://127.0.0.1:9", people=people)
+            for p in PLATFORMS}
+    phone = {p.index: p.mobile for p in people}
+
+    corp = spec["wecom"].app.state.sandbox.corp
+    customers = people.on("wecom")
+    assert sorted(corp.contacts) == sorted(uid_of("wecom", p) for p in customers)
+    for person in customers:
+        contact = corp.contacts[uid_of("wecom", person)]
+        assert (contact["unionid"], contact["name"], contact["type"]) == (person.wechat_unionid, person.name, 1)
+        mobiles = {m for (uid, _), r in corp.relations.items() if uid == contact["external_userid"]
+                   for m in r["remark_mobiles"]}
+        assert mobiles == ({person.mobile} if person.wecom_mobile else set())
+
+    douyin = spec["douyin"].app.state.douyin
+    assert [f["open_id"] for f in douyin.followers] == [uid_of("douyin", p) for p in people.on("douyin")]
+    assert [f["union_id"] or None for f in douyin.followers] == [p.douyin_union_id for p in people.on("douyin")]
+    assert {j["open_id"]: j["mobile"] for j in douyin.joins} == {
+        uid_of("douyin", p): p.mobile for p in people if p.douyin_member}
+
+    shop = spec["kuaishou"].app.state.kuaishou.shop
+    bought = Counter(o["orderBaseInfo"]["buyerOpenId"] for o in shop.orders.values())
+    assert bought == {uid_of("kuaishou", p): p.kuaishou_orders for p in people.on("kuaishou")}
+    assert set(shop.phones.values()) == {p.mobile for p in people.on("kuaishou") if p.kuaishou_phone}
+    assert spec["kuaishou"].account["decrypt_phones"] is True
+
+    shop = spec["xiaohongshu"].app.state.xiaohongshu.shop
+    bought = Counter(o["userId"] for o in shop.orders.values())
+    assert bought == {uid_of("xiaohongshu", p): p.xiaohongshu_orders for p in people.on("xiaohongshu")}
+    assert set(shop.phones.values()) == {p.mobile for p in people.on("xiaohongshu") if p.xiaohongshu_phone}
+
+    users = spec["alipay"].app.state.sandbox.users
+    assert [(u.open_id, u.phone) for u in users] == [(uid_of("alipay", p), phone[p.index]) for p in people.on("alipay")]
