@@ -51,6 +51,9 @@ HEARTBEAT_SECONDS = 2.0
 STALLED_SECONDS = 10.0
 """A worker silent this long is dead: its jobs are failed and deferred afresh."""
 RETRY_SECONDS = 2.0
+SHUTDOWN_GRACE_SECONDS = 0.5
+"""On SIGTERM, runs under way are cancelled after this: a sync stops at a page boundary (the pages
+handed to the database commit), the outbox gives its item back, and the run is due at once."""
 RUN_JOB, TICK = "siyu.run_job", "siyu.tick"
 
 
@@ -82,7 +85,6 @@ class PgScheduler:
         self.metrics = metrics
         self.owner = owner
         self.backoff = settings.daemon.failure_backoff_seconds
-        self.stop_timeout = settings.daemon.stop_timeout_seconds
         self.running = False
         self._stopping = asyncio.Event()
         self._failures: dict[str, int] = {}
@@ -129,7 +131,7 @@ class PgScheduler:
             worker = asyncio.create_task(self.app.run_worker_async(
                 name=self.owner, concurrency=min(len(self.jobs) + 1, 8), install_signal_handlers=False,
                 update_heartbeat_interval=HEARTBEAT_SECONDS, stalled_worker_timeout=STALLED_SECONDS,
-                shutdown_graceful_timeout=max(1.0, self.stop_timeout / 2), delete_jobs="successful"))
+                shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS, delete_jobs="successful"))
             self.running = True
             stopping = asyncio.create_task(self._stopping.wait())
             try:

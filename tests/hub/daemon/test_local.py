@@ -141,3 +141,40 @@ def test_a_config_error_exits_1_with_one_line_before_serving(tmp_path, sqlite_ur
     assert len(lines) == 1 and "daemon.sync_interval_seconds" in lines[0]
     with pytest.raises(httpx.ConnectError):
         httpx.get(daemon.url + "/healthz", timeout=5)
+
+
+def test_sigterm_in_the_middle_of_a_sync_commits_whole_pages_and_resumes(tmp_path, database_url):
+    port = free_port()
+    fans = 5_000  # the Douyin fans list reads at most 5,000
+    spec = build_sandbox(load_plugins(), "douyin", seed=0, fans=fans, base_url=f"http://127.0.0.1:{port}")
+    config = write_config(tmp_path / "siyu.toml", database_url, [dict(spec.account)])
+    job = f"sync:douyin:{spec.account['id']}:fans"
+    with serve_asgi(spec.app, port=port):
+        daemon = Daemon(config, tmp_path / "daemon.log")
+        try:
+            daemon.wait_ready()
+            wait_for(lambda: (r := job_rows(database_url).get(job)) is not None and r.outcome == "running"
+                     and 0 < fan_count(database_url) < fans, 120, "the sync to be under way", interval=0.02)
+            stopped = time.monotonic()
+            assert daemon.terminate() == 0
+            print(f"stopped {time.monotonic() - stopped:.2f}s after SIGTERM with {fan_count(database_url)} fans")
+        finally:
+            daemon.close()
+        row = job_rows(database_url)[job]
+        assert row.outcome == "interrupted"
+        stored = fan_count(database_url)
+        assert 0 < stored < fans
+        result = siyu(config, "sync", "--stream", "fans", "--json")
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)["streams"][0]
+        assert summary["resumed"] and summary["complete"]
+        assert fan_count(database_url) == fans
+
+
+def fan_count(url):
+    engine = storage.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(FanRow.__table__)).scalar_one()
+    finally:
+        engine.dispose()
