@@ -46,6 +46,12 @@ class SecuritySection(_Strict):
     phone_encryption_key: SecretStr | None = Field(default=None, description="Fernet key; unset: no clear text kept")
 
 
+WEEK = 7 * 86_400
+"""The longest interval or wait the configuration takes, in seconds."""
+MAX_COUNT = 2**31 - 1
+"""The largest count or points total the database's INTEGER columns hold on every backend."""
+
+
 class AccountSection(BaseModel):
     model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
 
@@ -56,45 +62,49 @@ class AccountSection(BaseModel):
     rate_limits: dict[str, tuple[float, float]] | None = Field(
         default=None, description='{"*" or a path: [requests, per_seconds]}; overrides the plugin\'s documented limits'
     )
-    sync_interval_seconds: float | None = Field(default=None, gt=0, description="overrides [daemon] for this account")
+    sync_interval_seconds: float | None = Field(default=None, gt=0, le=WEEK, description="overrides [daemon] for this account")
 
 
 class LedgerSection(_Strict):
     """The ``[ledger]`` section: the rules of points, levels, tiers and stitching."""
 
-    points_per_yuan: int = Field(default=1, ge=0, description="points a paid yuan earns (the default rule)")
+    points_per_yuan: int = Field(default=1, ge=0, le=1_000_000, description="points a paid yuan earns (the default rule)")
     level_thresholds: list[int] = Field(default_factory=lambda: [1_000, 5_000, 20_000],
                                         description="lifetime points at which levels 1, 2, 3 … begin")
-    earned_points_expire_days: int | None = Field(default=None, ge=1, description="none: earned points never expire")
-    identity_key_limit: int = Field(default=20, ge=2, description="a key shared by more fans is blocked")
-    fond_interactions: int = Field(default=3, ge=1)
-    devoted_interactions: int = Field(default=20, ge=1)
+    earned_points_expire_days: int | None = Field(default=None, ge=1, le=36_500,
+                                                  description="none: earned points never expire")
+    identity_key_limit: int = Field(default=20, ge=2, le=100_000, description="a key shared by more fans is blocked")
+    fond_interactions: int = Field(default=3, ge=1, le=MAX_COUNT)
+    devoted_interactions: int = Field(default=20, ge=1, le=MAX_COUNT)
 
     @field_validator("level_thresholds")
     @classmethod
     def _increasing(cls, value: list[int]) -> list[int]:
         if any(t <= 0 for t in value) or any(b <= a for a, b in zip(value, value[1:], strict=False)):
             raise ValueError("must be strictly increasing positive integers")
+        if any(t > MAX_COUNT for t in value):
+            raise ValueError(f"a threshold above {MAX_COUNT} points can never be reached")
         return value
 
 
 class DaemonSection(_Strict):
     """The ``[daemon]`` section: how often ``siyu daemon`` runs each job (seconds)."""
 
-    sync_interval_seconds: float = Field(default=900, gt=0, description="each account's streams, this often")
-    jitter_seconds: float = Field(default=30, ge=0, description="random seconds added to each sync's due time")
-    outbox_interval_seconds: float = Field(default=5, gt=0, description="the outbox is drained this often")
-    apply_interval_seconds: float = Field(default=2, gt=0, description="stored callbacks are applied this often")
-    stop_timeout_seconds: float = Field(default=30, gt=0, description="SIGTERM: exit within this")
-    failure_backoff_seconds: float = Field(default=30, gt=0, description="first wait after a failed run; doubles")
+    sync_interval_seconds: float = Field(default=900, gt=0, le=WEEK, description="each account's streams, this often")
+    jitter_seconds: float = Field(default=30, ge=0, le=WEEK, description="random seconds added to each sync's due time")
+    outbox_interval_seconds: float = Field(default=5, gt=0, le=WEEK, description="the outbox is drained this often")
+    apply_interval_seconds: float = Field(default=2, gt=0, le=WEEK, description="stored callbacks are applied this often")
+    stop_timeout_seconds: float = Field(default=30, gt=0, le=WEEK, description="SIGTERM: exit within this")
+    failure_backoff_seconds: float = Field(default=30, gt=0, le=WEEK,
+                                           description="first wait after a failed run; doubles")
 
 
 class OutboxSection(_Strict):
     """The ``[outbox]`` section: how long ``siyu daemon`` keeps retrying an item before it is dead."""
 
-    give_up_after_hours: float = Field(default=24, gt=0, description="an item failing this long is dead")
-    retry_initial_seconds: float = Field(default=30, gt=0, description="first wait after a failed send; doubles")
-    retry_max_seconds: float = Field(default=1800, gt=0, description="the longest wait between sends")
+    give_up_after_hours: float = Field(default=24, gt=0, le=24 * 366, description="an item failing this long is dead")
+    retry_initial_seconds: float = Field(default=30, gt=0, le=WEEK, description="first wait after a failed send; doubles")
+    retry_max_seconds: float = Field(default=1800, gt=0, le=WEEK, description="the longest wait between sends")
 
 
 class ConfigFile(_Strict):
