@@ -81,8 +81,14 @@ def test_a_strangers_callback_is_applied_within_5_seconds(running):
     elapsed = time.monotonic() - sent
     print(f"callback applied (tier {row.tier}, member {row.member_id}) {elapsed:.2f}s after it was sent")
     assert elapsed < 5.0
+    forged = httpx.post(f"{daemon.url}/webhooks/douyin/{account['id']}", content=body,
+                        headers={**headers, "X-Douyin-Signature": "0" * 40, "Msg-Id": "m-forged"}, timeout=30)
+    assert forged.status_code == 401
     metrics = daemon.get("/metrics").text
     assert re.search(r'siyu_webhooks_received_total\{platform="douyin"\} 1\.0', metrics)
+    assert re.search(r'siyu_webhooks_rejected_total\{platform="douyin",reason="401"\} 1\.0', metrics)
+    assert re.search(r'siyu_webhook_latency_seconds_count\{platform="douyin"\} 2\.0', metrics)
+    assert re.search(r'siyu_ledger_postings_total\{source="orders"\}', metrics)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
