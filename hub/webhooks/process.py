@@ -13,6 +13,8 @@ call.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -30,7 +32,7 @@ from hub.webhooks.logsafe import clean
 from hub.webhooks.stored import apply_event, events_table, keep_pending, pending_events
 from schemas import Record
 
-__all__ = ["HandleFor", "process_event", "process_pending"]
+__all__ = ["HandleFor", "process_event", "process_pending", "process_pending_blocking"]
 
 log = logging.getLogger("siyu.webhooks")
 
@@ -76,7 +78,8 @@ async def process_event(engine: sa.Engine, host: PluginHost, settings: Settings,
                 await run_in_threadpool(keep_pending, engine, event_id, f"follow-up: {type(exc).__name__}: {exc}")
                 log.warning("webhook event %d: follow-up failed (%s), kept pending", event_id, type(exc).__name__)
                 return "pending"
-        await run_in_threadpool(apply_event, engine, host, settings.phones, event_id, records, extra)
+        await run_in_threadpool(functools.partial(apply_event, engine, host, settings.phones, event_id, records,
+                                                  extra, completed=True))
         return "processed"
     except Exception as exc:  # noqa: BLE001 - a background task has nobody to raise to
         log.error("webhook event %d: processing failed (%s)", event_id, clean(type(exc).__name__))
@@ -118,3 +121,8 @@ async def process_pending(host: PluginHost, settings: Settings, engine: sa.Engin
             outcome = await process_event(engine, host, settings, event_id, handle_for or opened)
             summary[outcome] += 1
     return summary
+
+
+def process_pending_blocking(host: PluginHost, settings: Settings, engine: sa.Engine) -> dict[str, int]:
+    """:func:`process_pending` for a caller outside any event loop (``siyu apply``, a daemon thread)."""
+    return asyncio.run(process_pending(host, settings, engine))

@@ -171,7 +171,8 @@ def store_event(
 
 
 def apply_event(engine: sa.Engine, host: PluginHost, phones: PhoneVault, event_id: int,
-                records: Sequence[Record] | None = None, extra: Sequence[Record] = ()) -> UpsertResult | None:
+                records: Sequence[Record] | None = None, extra: Sequence[Record] = (), *,
+                completed: bool = False) -> UpsertResult | None:
     """Write a stored callback's records and mark it ``processed``; on failure mark it ``failed``.
 
     Returns ``None`` when the row was applied before (or failed).  Never raises for a bad
@@ -183,6 +184,9 @@ def apply_event(engine: sa.Engine, host: PluginHost, phones: PhoneVault, event_i
     :param event_id: the ``webhook_events`` row.
     :param records: the records as parsed (saves decoding them again); ``None``: from the row.
     :param extra: records the adapter's ``complete_webhook`` added, applied with them.
+    :param completed: the callback's follow-up was done (``extra`` is its result).  A callback with
+        a follow-up is left ``received`` otherwise: only :func:`hub.webhooks.process.process_event`,
+        which calls out first, applies it.
     """
     try:
         with engine.begin() as conn:
@@ -192,6 +196,8 @@ def apply_event(engine: sa.Engine, host: PluginHost, phones: PhoneVault, event_i
             ).one_or_none()
             if row is None or row.status != "received":
                 return None
+            if not completed and isinstance(row.payload, dict) and row.payload.get("follow_up") is not None:
+                return None  # its calls out come first (hub.webhooks.process)
             note = None
             if _superseded(conn, row, event_id):
                 records, extra, note = [], [], "superseded: a newer event for the same state was applied"
