@@ -62,10 +62,10 @@ def charts(figures: dict[str, Any]) -> dict[str, Any]:
                                                [(k, labels[k], t["counts"][k]) for k in steps]))
                     for t in tiers["by_platform"]],
         "points": svg.diverging_columns("points", "points over time", points["series"], points["flows"], FLOW_COLORS),
-        "cards": svg.bar_rows("cards", "cards in step per account", [
-            (f"{a['platform']} · {a['account_id']}", a["in_step"],
-             {"platform": a["platform"], "account": a["account_id"], "behind": a["behind"], "cards": a["cards"]})
-            for a in cards["by_account"]], color=svg.PALETTE[2]),
+        "cards": svg.split_rows("cards", "cards in step and behind per account", [
+            (f"{a['platform']} · {a['account_id']}", a["in_step"], a["behind"],
+             {"platform": a["platform"], "account": a["account_id"], "cards": a["cards"]})
+            for a in cards["by_account"]], (svg.PALETTE[2], svg.PALETTE[1])),
     }
 
 

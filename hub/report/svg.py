@@ -7,12 +7,13 @@ so a test reading the page as a browser built it can compare the charts with ``-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from markupsafe import Markup, escape
 
-__all__ = ["PALETTE", "bar_rows", "diverging_columns", "funnel", "number", "upset"]
+__all__ = ["PALETTE", "bar_rows", "diverging_columns", "funnel", "number", "split_rows", "upset"]
 
 PALETTE = ("#2f6fde", "#e0702b", "#2a9d6f", "#c23b5a", "#7a5bd6", "#8c8c8c", "#c9a227", "#3bb3c3")
 FONT = "font-family=\"'Noto Sans CJK SC','Noto Sans SC','PingFang SC','Microsoft YaHei',sans-serif\""
@@ -53,6 +54,26 @@ def bar_rows(chart: str, label: str, rows: Sequence[tuple[str, int, dict[str, An
     return _svg(width, max(row_height, len(rows) * row_height), body, chart, label)
 
 
+def split_rows(chart: str, label: str, rows: Sequence[tuple[str, int, int, dict[str, Any]]], colors: tuple[str, str],
+               *, width: int = 560, label_width: int = 170, row_height: int = 22) -> Markup:
+    """Horizontal bars split in two parts, one row each: ``(label, first, second, data attributes)``;
+    ``data-value`` carries the first part, ``data-rest`` the second."""
+    top = max((a + b for _, a, b, _ in rows), default=0) or 1
+    span = width - label_width - 90
+    body = []
+    for i, (name, first, second, data) in enumerate(rows):
+        y = i * row_height
+        w1, w2 = span * first / top, span * second / top
+        body.append(f'<g class="bar"{_attrs({**data, "value": first, "rest": second})}>'
+                    + _text(label_width - 8, y + row_height * 0.68, name, "end")
+                    + f'<rect x="{label_width}" y="{y + 3}" width="{w1:.1f}" height="{row_height - 6}" fill="{colors[0]}"/>'
+                    + f'<rect x="{label_width + w1:.1f}" y="{y + 3}" width="{w2:.1f}" height="{row_height - 6}" '
+                      f'fill="{colors[1]}"/>'
+                    + _text(label_width + w1 + w2 + 6, y + row_height * 0.68, f"{number(first)} / {number(second)}")
+                    + "</g>")
+    return _svg(width, max(row_height, len(rows) * row_height), body, chart, label)
+
+
 def funnel(chart: str, label: str, platform: str, steps: Sequence[tuple[str, str, int]], *,
            width: int = 260, row_height: int = 24) -> Markup:
     """A centred funnel of ``(key, label, value)`` steps, widest value full width."""
@@ -82,13 +103,14 @@ def diverging_columns(chart: str, label: str, periods: Sequence[dict[str, Any]],
     top, low = max(ups, default=0), min(downs, default=0)
     scale = (height - bottom_pad - 10) / ((top - low) or 1)
     axis = 10 + top * scale
-    step = (width - left - 10) / max(1, len(periods))
+    step = min(48.0, (width - left - 10) / max(1, len(periods)))
+    width = int(min(width, left + step * max(1, len(periods)) + 40))
     body = [f'<line x1="{left}" x2="{width - 10}" y1="{axis:.1f}" y2="{axis:.1f}" stroke="#444"/>',
             _text(left - 6, 14, number(top), "end", ' fill="#666"'),
             _text(left - 6, axis + 4, "0", "end", ' fill="#666"')]
     if low:
         body.append(_text(left - 6, axis - low * scale, number(low), "end", ' fill="#666"'))
-    every = max(1, len(periods) // 12)
+    every = max(1, math.ceil(72 / step))  # room for one label of 'YYYY-MM-DD' per 72 px
     for i, p in enumerate(periods):
         x = left + i * step
         data = {"period": p["period"], **{f: p[f] for f in flows}}

@@ -128,7 +128,7 @@ def check_page(binary: str, report: dict[str, Any], page: Path, profile: Path) -
     totals = {d["flow"]: int(d["value"]) for d in dom.items(None, "flow")}
     assert totals == report["points"]["totals"]
 
-    cards = {(d["platform"], d["account"]): (int(d["value"]), int(d["behind"])) for d in dom.items("cards", "behind")}
+    cards = {(d["platform"], d["account"]): (int(d["value"]), int(d["rest"])) for d in dom.items("cards", "rest")}
     assert cards == {(a["platform"], a["account_id"]): (a["in_step"], a["behind"]) for a in report["cards"]["by_account"]}
 
     sync = {(d["platform"], d["account"]): d["lag"] for d in dom.items("sync", "lag")}
