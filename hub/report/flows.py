@@ -177,11 +177,12 @@ def sync_figures(conn: sa.Connection, now: datetime) -> dict[str, Any]:
     for r in conn.execute(sa.select(outbox.c.platform, outbox.c.account_id, sa.func.count().label("n"))
                           .where(outbox.c.status == "dead").group_by(outbox.c.platform, outbox.c.account_id)):
         health[(r.platform, r.account_id)]["outbox_dead"] = int(r.n)
-    for table, time_column, failed in ((outbox, outbox.c.updated_at, outbox.c.status == "dead"),
-                                       (webhooks, webhooks.c.received_at, webhooks.c.status == "failed")):
-        error = outbox.c.last_error if table is outbox else webhooks.c.error
+    for table, error, failed in ((webhooks, webhooks.c.error, webhooks.c.status == "failed"),
+                                 (outbox, outbox.c.last_error, outbox.c.status == "dead")):
+        newest = (sa.select(sa.func.max(table.c.id).label("id")).where(failed, error.is_not(None))
+                  .group_by(table.c.platform, table.c.account_id).subquery())
         for r in conn.execute(sa.select(table.c.platform, table.c.account_id, error.label("error"))
-                              .where(failed, error.is_not(None)).order_by(time_column)):
+                              .join(newest, newest.c.id == table.c.id)):
             health[(r.platform, r.account_id)]["last_error"] = str(r.error)[:200]
     rows = [health[k] for k in sorted(health)]
     return {"accounts": rows, "errors": sum(a["webhooks_failed"] + a["outbox_dead"] for a in rows),

@@ -67,6 +67,7 @@ def test_figures_count_what_the_tables_hold(engine):
     assert douyin["outbox_dead"] == 1 and douyin["last_error"] == "rejected: card not found"
     wecom = sync[("wecom", "hq")]
     assert (wecom["webhooks_failed"], wecom["webhooks_waiting"], wecom["lag_seconds"]) == (1, 1, 86400)
+    assert wecom["last_error"] == "unknown member"
     assert sync[("kuaishou", "hq")]["last_run"] is None
     assert f["sync"]["errors"] == 2 and "not recorded" in f["sync"]["missing"]
 
