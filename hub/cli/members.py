@@ -12,6 +12,7 @@ from hub.people import identity
 
 from hub.people import members
 from hub.cli.context import get_context
+from hub.cli.ledger import ID_MAX
 from hub.cli.output import JsonOption, console, emit, table
 from hub.errors import InvalidPosting, NotFound
 from hub.ledger.queries import live_member_id
@@ -46,7 +47,8 @@ def _change(c: members.Change) -> dict[str, Any]:
 
 
 @members_app.command("show")
-def show(ctx: typer.Context, member: int = typer.Argument(..., help="Member id."), as_json: bool = JsonOption) -> None:
+def show(ctx: typer.Context, member: int = typer.Argument(..., max=ID_MAX, help="Member id."),
+         as_json: bool = JsonOption) -> None:
     """Show a member: balance, level, fans, cards, members merged into it and its audit trail."""
     engine = get_context(ctx).engine()
     with engine.connect() as conn:
@@ -117,8 +119,8 @@ def find(
 @members_app.command("merge")
 def merge(
     ctx: typer.Context,
-    survivor: int = typer.Argument(..., help="The member that stays."),
-    merged: int = typer.Argument(..., help="The member merged into it."),
+    survivor: int = typer.Argument(..., max=ID_MAX, help="The member that stays."),
+    merged: int = typer.Argument(..., max=ID_MAX, help="The member merged into it."),
     reason: str = typer.Option(..., "--reason", help="Why, for the audit."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -134,7 +136,7 @@ def merge(
 @members_app.command("split")
 def split(
     ctx: typer.Context,
-    member: int = typer.Argument(..., help="The member to split."),
+    member: int = typer.Argument(..., max=ID_MAX, help="The member to split."),
     fan: list[str] = typer.Option(..., "--fan", help="PLATFORM:ACCOUNT:UID of a fan to move out (repeatable)."),
     reason: str = typer.Option(..., "--reason", help="Why, for the audit."),
     as_json: bool = JsonOption,
@@ -151,7 +153,7 @@ def split(
 @members_app.command("undo")
 def undo(
     ctx: typer.Context,
-    change: int = typer.Argument(..., help="The merge or split to undo (see `members show`)."),
+    change: int = typer.Argument(..., max=ID_MAX, help="The merge or split to undo (see `members show`)."),
     reason: str = typer.Option(..., "--reason", help="Why, for the audit."),
     as_json: bool = JsonOption,
 ) -> None:

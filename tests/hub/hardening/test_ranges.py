@@ -86,3 +86,20 @@ def test_the_cli_refuses_out_of_range_points_and_past_expiry_in_one_line(siyu, d
     doc, err = siyu("members", "merge", member, other, "--reason", "same", code=1)
     assert doc["ok"] is False and len(err.strip().splitlines()) == 1
     engine.dispose()
+
+
+@pytest.mark.parametrize("args", [
+    ("ledger", "balance", str(2**70)),
+    ("ledger", "history", str(2**70)),
+    ("ledger", "reverse", str(2**70), "--key", "k"),
+    ("ledger", "post", "--member", str(2**70), "--points", "1", "--reason", "x", "--key", "k"),
+    ("members", "show", str(2**70)),
+    ("members", "merge", str(2**70), "1", "--reason", "x"),
+])
+def test_ids_past_the_id_columns_are_usage_errors_not_tracebacks(database_url, tmp_path, monkeypatch, capsys, args):
+    (tmp_path / "siyu.toml").write_text(
+        f'[database]\nurl = "{database_url}"\n[security]\nphone_key = "test-phone-key-0123456789abcdef"\n')
+    monkeypatch.setenv("SIYU_CONFIG", str(tmp_path / "siyu.toml"))
+    code = main([*args, "--json"])
+    out, err = capsys.readouterr()
+    assert code != 0 and "Traceback" not in out + err and "OverflowError" not in out + err
