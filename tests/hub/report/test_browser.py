@@ -157,8 +157,9 @@ def test_the_demo_report_in_chromium_shows_the_json_numbers_and_makes_the_png(
     """``siyu demo`` into tmp, ``siyu report --html FILE --json``, the page checked and photographed."""
     binary = _chromium()
     monkeypatch.setenv("SIYU_LOAD_PLUGINS", BUILT_INS)
-    assert main(["demo", "--dir", str(tmp_path / "demo"), "--fans", "80", "--json"]) == 0
-    capsys.readouterr()
+    code = main(["demo", "--dir", str(tmp_path / "demo"), "--fans", "80", "--json"])
+    demo = json.loads(capsys.readouterr().out)
+    assert code == 0, [f"{s['platform']} {s['stream']}: {s['error']}" for s in demo.get("streams", []) if s["error"]]
     page = tmp_path / "report.html"
     report = _report(["--config", str(tmp_path / "demo" / "siyu.toml")], page, capsys)
     assert report["fans"]["total"] > 0 and report["points"]["series"]
