@@ -5,19 +5,22 @@ headers and the exact body bytes) to the account adapter's ``parse_webhook``, wh
 platform's signature or decrypts its envelope and returns canonical records plus the exact
 response the platform expects.  Then, in this order:
 
-1. the records are stored in ``webhook_events`` under the platform's message id, committed;
-   a re-delivery of a stored message stores nothing and gets the same acknowledgement;
+1. the records (and the adapter's follow-up, if any) are stored in ``webhook_events`` under an
+   identity taken from the signed content, committed; a re-delivery or replay of a stored
+   callback stores nothing and gets the same acknowledgement;
 2. the adapter's response (status, body, media type) is sent unchanged;
-3. after the response, the records are applied (:func:`hub.webhooks.stored.apply_event`), so
-   the platform's deadline does not wait for the database work of identity and points.
+3. after the response, the callback is processed (:func:`hub.webhooks.process.process_event`):
+   the follow-up's calls out to the platform first, then the records, so the platform's deadline
+   waits for neither the platform's API nor the database work of identity and points.
 
 A callback that fails verification (:class:`hub.errors.WebhookRejected`) gets the adapter's 4xx
-and stores nothing.  An unknown platform or account, or one whose adapter does not declare the
+and stores nothing; any other exception from the adapter is a 400, never a 500.  An unknown platform or account, or one whose adapter does not declare the
 ``webhooks`` capability, is a 404; a body over ``max_body`` bytes is a 413, refused without
 reading the rest.  ``GET /healthz`` answers ``{"ok": true}``.
 
-Logs name the platform, account, status and dedupe key; never headers, query strings or bodies,
-which carry signatures, tokens, phone numbers and message text.
+Logs name the platform, account, status and dedupe key, escaped and cut
+(:func:`hub.webhooks.logsafe.clean`); never headers, query strings or bodies, which carry
+signatures, tokens, phone numbers and message text.
 """
 
 from __future__ import annotations
