@@ -19,14 +19,18 @@ __all__ = ["report"]
 def report(
     ctx: typer.Context,
     html: Path | None = typer.Option(None, "--html", help="Also write the report as one self-contained HTML page here."),
-    database: str | None = typer.Option(None, "--db", help="Read this database URL instead of siyu.toml's."),
+    database: str | None = typer.Option(None, "--db", help="Read this database URL instead of siyu.toml's (no configured accounts then)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Fans, members, people across platforms, tier funnels, points, cards and sync health."""
-    url = database or get_context(ctx).settings.database_url
-    engine = storage.open_database(url)
+    accounts: list[tuple[str, str]] = []
+    if database is None:
+        settings = get_context(ctx).settings
+        database = settings.database_url
+        accounts = [(a.platform, a.id) for a in settings.accounts]
+    engine = storage.open_database(database)
     try:
-        figures = compute_figures(engine)
+        figures = compute_figures(engine, accounts=accounts)
     finally:
         engine.dispose()
     if html is not None:

@@ -23,6 +23,7 @@ combinations, not of fans).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,11 +48,14 @@ NO_TIER = "none"
 MIN_DEGREES = 5  # the matrix always shows people on 1 … 5 platforms (more when more platforms exist)
 
 
-def compute_figures(engine: sa.Engine, *, now: datetime | None = None) -> dict[str, Any]:
+def compute_figures(engine: sa.Engine, *, now: datetime | None = None,
+                    accounts: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
     """Compute every figure of the report in one read transaction.
 
     :param engine: the hub's database (SQLite or PostgreSQL).
     :param now: the time lags are measured against (default: the current time, UTC).
+    :param accounts: ``(platform, account_id)`` of configured accounts; sync health lists them
+        even when the database holds nothing of theirs yet (never synced).
     :return: a JSON-ready ``dict``; the keys are described in ``docs/report.md``.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -67,7 +71,7 @@ def compute_figures(engine: sa.Engine, *, now: datetime | None = None) -> dict[s
             "tiers": tier_figures(conn),
             "points": points_figures(conn),
             "cards": card_figures(conn),
-            "sync": sync_figures(conn, now),
+            "sync": sync_figures(conn, now, accounts),
         }
     known = set(figures["platforms"])
     known.update(figures["overlap"]["set_sizes"])

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -148,9 +149,10 @@ def card_figures(conn: sa.Connection) -> dict[str, Any]:
     return {**total, "by_account": by_account}
 
 
-def sync_figures(conn: sa.Connection, now: datetime) -> dict[str, Any]:
-    """Sync health per account (every account the database knows of, from any table)."""
-    known: set[tuple[str, str]] = set()
+def sync_figures(conn: sa.Connection, now: datetime, configured: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Sync health per account: every account the database knows of (from any table) and every
+    ``configured`` one."""
+    known: set[tuple[str, str]] = set(configured)
     for table in (accounts, fans, checkpoints, webhooks, outbox):
         known.update((r[0], r[1]) for r in conn.execute(
             sa.select(table.c.platform, table.c.account_id).distinct()))

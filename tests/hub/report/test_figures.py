@@ -9,6 +9,8 @@ from hub.report import compute_figures, render_html
 from tests.hub.report.rows import NOW, fill
 
 def test_an_empty_database_gives_every_section_with_zeros(engine):
+    f = compute_figures(engine, now=NOW, accounts=[("wecom", "hq")])
+    assert f["sync"]["accounts"][0]["platform"] == "wecom" and f["sync"]["accounts"][0]["last_run"] is None
     f = compute_figures(engine, now=NOW)
     assert f["fans"] == {"total": 0, "by_platform": {}, "by_account": []}
     assert f["members"]["total"] == 0 and f["overlap"]["members"] == 0
