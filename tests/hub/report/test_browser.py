@@ -26,7 +26,7 @@ from tests.hub.report.rows import fill
 
 ROOT = Path(__file__).resolve().parents[3]
 BUILT_INS = "douyin,wecom,alipay,kuaishou,xiaohongshu"  # the demo a user gets: no test-only platforms
-WINDOW = (1280, 1600)
+WINDOW = (1280, 1800)
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
 
