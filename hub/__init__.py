@@ -6,10 +6,11 @@ releases, and a test fails when a built-in plugin imports a ``hub`` sub-module.
 
 - the contract: :class:`Adapter`, :class:`AdapterConfig`, :class:`Page`, :class:`PushResult`,
   :class:`WebhookRequest`, :class:`WebhookResult`, :class:`Capability`, :data:`hookimpl`;
-- tokens: :class:`TokenAuth` (override points listed on it), :class:`Token`, :class:`TokenStore`,
-  :class:`MemoryTokenStore`, :func:`expires_in`;
+- tokens: :class:`TokenAuth` (override points listed on it), :class:`GrantTokenAuth` and
+  :class:`GrantConfig` (tokens a merchant's authorisation issued), :class:`Token`,
+  :class:`TokenStore`, :class:`MemoryTokenStore`, :func:`expires_in`;
 - responses: :func:`check_response`, :func:`response_json`, :func:`error_for_code`,
-  :data:`ErrorEntry`;
+  :data:`ErrorEntry`, :func:`as_int`;
 - sandboxes: :class:`SandboxSpec`, and the people they share: :class:`Person`,
   :class:`Population`, :func:`population`;
 - errors (the tree is drawn in :mod:`hub.errors`) and events for ``track_event``.
@@ -51,9 +52,9 @@ from hub.errors import (
     WebhookRejected,
 )
 from hub.events import Event, FanUpserted, MembersMerged, MessageReceived, PointsPosted
-from hub.platform.auth import TokenAuth
+from hub.platform.auth import GrantConfig, GrantTokenAuth, TokenAuth
 from hub.platform.tokens import MemoryTokenStore, Token, TokenStore, expires_in
-from hub.platform.errormap import ErrorEntry, check_response, error_for_code, response_json
+from hub.platform.errormap import ErrorEntry, as_int, check_response, error_for_code, response_json
 from hub.platform.population import Person, Population, population
 from hub.platform.sandbox import SandboxSpec
 from schemas import Capability
@@ -75,6 +76,8 @@ __all__ = [
     "ErrorEntry",
     "Event",
     "FanUpserted",
+    "GrantConfig",
+    "GrantTokenAuth",
     "HubError",
     "IdempotencyConflict",
     "InvalidPosting",
@@ -109,6 +112,7 @@ __all__ = [
     "WebhookRequest",
     "WebhookResult",
     "__version__",
+    "as_int",
     "check_response",
     "error_for_code",
     "expires_in",

@@ -36,11 +36,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Mapping
-from datetime import timedelta
+import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
+from pydantic import AwareDatetime, Field, SecretStr
 
+from hub.adapter import AdapterConfig
 from hub.errors import PlatformError, TokenExpired
 from hub.platform.errormap import ErrorEntry, ErrorSource, check_response
 from hub.platform.tokens import Token, TokenStore
@@ -49,7 +52,7 @@ from schemas.tables import utcnow
 if TYPE_CHECKING:
     from hub.adapter import Adapter
 
-__all__ = ["TokenAuth"]
+__all__ = ["GrantConfig", "GrantTokenAuth", "TokenAuth"]
 
 
 class TokenAuth(httpx.Auth):
@@ -195,35 +198,28 @@ class TokenAuth(httpx.Auth):
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = await self.current()
-        for step, due in (("renewal", self.needs_renewal), ("refresh", lambda t: not self.is_fresh(t))):
-            if due(token):
-                exchange = self._exchange(step, due)
-                try:  # relay the exchange's request (if any) and its answer between httpx and it
-                    answer = yield await exchange.__anext__()
-                    await exchange.asend(answer)
-                except StopAsyncIteration:
-                    pass
-                finally:
-                    await exchange.aclose()
-                token = self._token
-        assert token is not None
-        self._apply(request, token)
-        response = yield request
-        await response.aread()
-        if not self._rejects_token(response):
-            return
-        exchange = self._exchange("refresh", lambda t: t is token)  # unless another took its place
-        try:
-            answer = yield await exchange.__anext__()
-            await exchange.asend(answer)
-        except StopAsyncIteration:
-            pass
-        finally:
-            await exchange.aclose()
-        token = self._token
-        assert token is not None
-        self._apply(request, token)
-        yield request
+        steps: list[tuple[str, Callable[[Token | None], bool]]] = [
+            ("renewal", self.needs_renewal), ("refresh", lambda t: not self.is_fresh(t))]
+        while True:
+            for step, due in steps:
+                if due(token):
+                    exchange = self._exchange(step, due)
+                    try:  # relay the exchange's request (if any) and its answer between httpx and it
+                        answer = yield await exchange.__anext__()
+                        await exchange.asend(answer)
+                    except StopAsyncIteration:
+                        pass
+                    finally:
+                        await exchange.aclose()
+                    token = self._token
+            assert token is not None
+            self._apply(request, token)
+            response = yield request
+            await response.aread()
+            if len(steps) == 1 or not self._rejects_token(response):
+                return
+            rejected = token  # refreshed once, unless another request put a new one in its place
+            steps = [("refresh", lambda t: t is rejected)]
 
     async def _exchange(self, step: str, due: Callable[[Token | None], bool]) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """One renewal or refresh, single-flight: in this process (an ``asyncio.Lock``) and across
@@ -270,3 +266,54 @@ class TokenAuth(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Any:  # pragma: no cover - the hub is async
         raise RuntimeError("TokenAuth works with httpx.AsyncClient only")
+
+
+LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class GrantConfig(AdapterConfig):
+    """The tokens a merchant's authorisation issued, as an operator configures them; the base of
+    the ``Config`` of a platform whose tokens come that way (Douyin, Kuaishou, Xiaohongshu)."""
+
+    access_token: SecretStr = Field(description="the access token the merchant's authorisation issued")
+    refresh_token: SecretStr = Field(description="the refresh token that came with it")
+    access_token_expires_at: AwareDatetime | None = Field(
+        default=None, description="when the configured access token expires; unknown: refresh first")
+    refresh_token_expires_at: AwareDatetime | None = Field(
+        default=None, description="when the configured refresh token expires, if known")
+
+
+def grant_seed(refresh_token: str) -> str:
+    """Which configured grant a stored token descends from, without keeping the token itself."""
+    return hashlib.sha256(refresh_token.encode()).hexdigest()[:16]
+
+
+class GrantTokenAuth(TokenAuth):
+    """A token flow that starts from a :class:`GrantConfig`: the configured tokens are the first
+    ones; the stored token is used while it descends from the configured grant, and when an
+    operator configures a new grant (the merchant authorised the app again) that one wins.
+
+    A subclass still says how to refresh (:meth:`build_token_request`, :meth:`parse_token`,
+    :meth:`apply`); :meth:`grant_extra` adds what else the configured token carries.
+    """
+
+    def grant_extra(self) -> dict[str, Any]:
+        """More of the configured token's :attr:`Token.extra` (Douyin: the renewals already used)."""
+        return {}
+
+    def initial_token(self) -> Token:
+        config = self.adapter.config
+        refresh = config.refresh_token.get_secret_value()
+        return Token(
+            access_token=config.access_token.get_secret_value(),
+            expires_at=config.access_token_expires_at or LONG_AGO,
+            refresh_token=refresh,
+            refresh_expires_at=config.refresh_token_expires_at,
+            extra={**self.grant_extra(), "seed": grant_seed(refresh)},
+        )
+
+    def reconcile(self, stored: Token | None) -> Token | None:
+        seed = grant_seed(self.adapter.config.refresh_token.get_secret_value())
+        if stored is not None and stored.extra.get("seed") == seed:
+            return stored
+        return self.initial_token()

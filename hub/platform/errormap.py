@@ -31,7 +31,15 @@ from hub.errors import (
     TransientError,
 )
 
-__all__ = ["ErrorEntry", "ErrorSource", "check_response", "error_for_code", "parse_retry_after", "response_json"]
+__all__ = [
+    "ErrorEntry",
+    "ErrorSource",
+    "as_int",
+    "check_response",
+    "error_for_code",
+    "parse_retry_after",
+    "response_json",
+]
 
 ErrorEntry: TypeAlias = type[PlatformError] | tuple[type[PlatformError], float]
 
@@ -124,3 +132,23 @@ def check_response(source: ErrorSource, response: httpx.Response, *, account_id:
         raise error_for_code(source.error_codes or {}, code, message or "platform error", retry_after=retry_after, **context)
     if status >= 400:
         raise STATUS_ERRORS.get(status, PermanentError)(f"HTTP {status}", code=status, **context)
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    """A whole number a platform may send as ``12``, ``"12"`` or ``12.0``; ``default`` when absent.
+
+    :param value: the field's value.
+    :param default: what an absent (``None`` or ``""``) value means.
+    :raises ValueError: for anything else that is not a whole number (a boolean, ``"1.5"``, …).
+    """
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    raise ValueError(f"not a whole number: {type(value).__name__}")

@@ -58,7 +58,7 @@ class DouyinAdapter(hub.Adapter):
     credentials = {"client": ClientTokenAuth}
     sandbox = "plugins.douyin.sandbox:make_sandbox"
 
-    class Config(hub.AdapterConfig):
+    class Config(hub.GrantConfig):
         """An enterprise account (企业号) authorised to a Douyin app."""
 
         client_key: str = Field(min_length=1)
@@ -66,8 +66,6 @@ class DouyinAdapter(hub.Adapter):
         open_id: str = Field(min_length=1, description="the enterprise account's open_id")
         access_token: SecretStr = Field(description="the user token (act.…) from authorising the app")
         refresh_token: SecretStr = Field(description="the refresh token (rft.…) that came with it")
-        access_token_expires_at: AwareDatetime | None = Field(
-            default=None, description="when the configured access token expires; unknown: refresh first")
         refresh_token_expires_at: AwareDatetime | None = Field(
             default=None, description="when the configured refresh token expires; unknown: learnt from the "
                                       "first refresh answer (refresh_expires_in)")

@@ -32,7 +32,6 @@ adapter's second credential ``"client"`` (stored under ``"<account_id>#client"``
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -50,9 +49,6 @@ log = logging.getLogger("siyu.douyin")
 
 RENEWAL_RETRY_AFTER = timedelta(days=1)
 """After a refused renewal, the next attempt waits this long (a refusal is not retried per request)."""
-
-LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
-
 
 def renewals_left(token: Token | None) -> int:
     """How many refresh-token renewals ``token`` has left."""
@@ -76,11 +72,6 @@ def _refused_at(token: Token) -> datetime | None:
     return refused if refused.tzinfo else refused.replace(tzinfo=UTC)
 
 
-def _seed(refresh_token: str) -> str:
-    # identifies which operator-configured token a stored token descends from, without keeping it
-    return hashlib.sha256(refresh_token.encode()).hexdigest()[:16]
-
-
 def _data(adapter: Any, response: httpx.Response, account_id: str) -> dict[str, Any]:
     check_response(adapter, response, account_id=account_id)
     body = response_json(response, platform=adapter.platform, account_id=account_id)
@@ -91,21 +82,13 @@ def _data(adapter: Any, response: httpx.Response, account_id: str) -> dict[str, 
     return data
 
 
-class DouyinAuth(TokenAuth):
+class DouyinAuth(hub.GrantTokenAuth):
     """The business account's user token, sent as the ``access-token`` header."""
 
     # -- the hub's override points ---------------------------------------------------------
 
-    def initial_token(self) -> Token:
-        config = self.adapter.config
-        refresh = config.refresh_token.get_secret_value()
-        return Token(
-            access_token=config.access_token.get_secret_value(),
-            expires_at=config.access_token_expires_at or LONG_AGO,
-            refresh_token=refresh,
-            refresh_expires_at=config.refresh_token_expires_at,
-            extra={"renewals": config.renewals_used, "seed": _seed(refresh)},
-        )
+    def grant_extra(self) -> dict[str, Any]:
+        return {"renewals": self.adapter.config.renewals_used}
 
     def build_token_request(self, current: Token | None) -> httpx.Request:
         token = current or self.initial_token()
@@ -138,15 +121,6 @@ class DouyinAuth(TokenAuth):
 
     def apply(self, request: httpx.Request, token: Token) -> None:
         request.headers["access-token"] = token.access_token
-
-    def reconcile(self, stored: Token | None) -> Token | None:
-        """Prefer the configured token when the operator re-authorised since the stored one."""
-        seed = _seed(self.adapter.config.refresh_token.get_secret_value())
-        if stored is not None and stored.extra.get("seed") == seed:
-            return stored
-        return self.initial_token()
-
-    # -- renewal: the step before the refresh -------------------------------------------------
 
     def needs_renewal(self, token: Token | None) -> bool:
         """Renew only inside ``renew_within_days`` of a known refresh-token expiry, while renewals

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import hub
+from hub import as_int
 
 __all__ = [
     "CAUSES",
@@ -182,26 +183,6 @@ def as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1")
     return bool(value)
-
-
-def as_int(value: Any, default: int = 0) -> int:
-    """A number Douyin may send as ``12``, ``"12"`` or ``12.0``; ``default`` when absent or empty.
-
-    :param value: the field's value.
-    :param default: what an absent (``None`` or ``""``) value means.
-    :raises ValueError: for anything else that is not a whole number.
-    """
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        return int(value.strip())
-    raise ValueError(f"not a whole number: {type(value).__name__}")
 
 
 def _code(section: Any, key: str) -> int:

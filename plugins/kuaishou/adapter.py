@@ -106,18 +106,14 @@ class KuaishouAdapter(hub.Adapter):
     auth_class = KuaishouAuth
     sandbox = "plugins.kuaishou.sandbox:make_sandbox"
 
-    class Config(hub.AdapterConfig):
-        """A shop (快手小店) that authorised the app."""
+    class Config(hub.GrantConfig):
+        """A shop (快手小店) that authorised the app (its tokens: ``access_token``, ``refresh_token``)."""
 
         app_key: str = Field(min_length=1, description="appKey (= app_id / client_id)")
         app_secret: SecretStr = Field(description="appSecret, for the OAuth endpoints")
         sign_secret: SecretStr = Field(description="signSecret, for request signatures")
         message_key: SecretStr = Field(description="the message-push AES key (Base64), for pushes")
-        access_token: SecretStr = Field(description="the access token from the shop's authorisation")
-        refresh_token: SecretStr = Field(description="the refresh token that came with it")
         sign_method: SignMethod = "HMAC_SHA256"
-        access_token_expires_at: AwareDatetime | None = Field(
-            default=None, description="when the configured access token expires; unknown: refresh first")
         refresh_token_expires_at: AwareDatetime | None = Field(
             default=None, description="when the configured refresh token expires (about 180 days after the "
                                       "authorisation); learnt from the first refresh otherwise")

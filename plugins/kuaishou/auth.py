@@ -16,7 +16,6 @@ Every API request is signed here, after the token is put on it: :meth:`KuaishouA
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 import hub
-from hub import Token, TokenAuth, expires_in, response_json
+from hub import Token, expires_in, response_json
 from plugins.kuaishou.wire import REFRESH_TOKEN_PATH, as_int, sign
 
 __all__ = ["ACCESS_TOKEN_LIFETIME", "REAUTHORISE_CODES", "KuaishouAuth", "reauthorise_message"]
@@ -38,14 +37,6 @@ ACCESS_TOKEN_LIFETIME = 172800
 REAUTHORISE_CODES = frozenset({100200102, 100200105, 100200113})
 """Refresh answers after which only a new authorisation helps: access_denied (refresh token
 discarded, authorisation revoked), invalid_grant, refresh_token 过期."""
-
-LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _seed(refresh_token: str) -> str:
-    # which configured authorisation a stored token descends from, without keeping the token
-    return hashlib.sha256(refresh_token.encode()).hexdigest()[:16]
-
 
 def _day(moment: datetime | None) -> str:
     return moment.astimezone(UTC).date().isoformat() if moment else "an unknown date"
@@ -60,31 +51,12 @@ def reauthorise_message(refresh_expires_at: datetime | None, *, refused: bool) -
             "then put the new access_token and refresh_token in siyu.toml")
 
 
-class KuaishouAuth(TokenAuth):
+class KuaishouAuth(hub.GrantTokenAuth):
     """The shop's access token, refreshed with a rotating refresh token; signs every request."""
 
     refresh_margin = timedelta(minutes=30)
 
     # -- the token ---------------------------------------------------------------------------
-
-    def initial_token(self) -> Token:
-        config = self.adapter.config
-        refresh = config.refresh_token.get_secret_value()
-        return Token(
-            access_token=config.access_token.get_secret_value(),
-            expires_at=config.access_token_expires_at or LONG_AGO,
-            refresh_token=refresh,
-            refresh_expires_at=config.refresh_token_expires_at,
-            extra={"seed": _seed(refresh)},
-        )
-
-    def reconcile(self, stored: Token | None) -> Token | None:
-        """The stored token while it descends from the configured authorisation; the configured
-        one after the shop authorised the app again (a new refresh token in siyu.toml)."""
-        seed = _seed(self.adapter.config.refresh_token.get_secret_value())
-        if stored is not None and stored.extra.get("seed") == seed:
-            return stored
-        return self.initial_token()
 
     def build_token_request(self, current: Token | None) -> httpx.Request:
         token = current or self.initial_token()

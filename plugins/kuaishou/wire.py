@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 import hub
+from hub import as_int
 
 __all__ = [
     "ACK",
@@ -155,15 +156,6 @@ CAUSES: dict[Any, str] = {
     MSG_QUOTA: "daily call quota exhausted",
 }
 """What each code of :data:`ERROR_CODES` means, in our words (a hub error carries these)."""
-
-
-def as_int(value: Any, default: int = 0) -> int:
-    """A number Kuaishou may send as a string (``"1"``); ``default`` when absent or empty."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return int(value)
-    return int(value)
 
 
 def envelope_error(body: Any) -> tuple[Any, str] | None:

@@ -83,13 +83,11 @@ class XiaohongshuAdapter(hub.Adapter):
     auth_class = XiaohongshuAuth
     sandbox = "plugins.xiaohongshu.sandbox:make_sandbox"
 
-    class Config(hub.AdapterConfig):
-        """A shop (店铺) that authorised the app."""
+    class Config(hub.GrantConfig):
+        """A shop (店铺) that authorised the app (its tokens: ``access_token``, ``refresh_token``)."""
 
         app_id: str = Field(min_length=1, description="the app's appId (= app-key of pushes)")
         app_secret: SecretStr
-        access_token: SecretStr = Field(description="the shop's accessToken from authorising the app")
-        refresh_token: SecretStr = Field(description="the refreshToken that came with it")
         seller_id: str | None = Field(default=None, description="the shop's sellerId; learnt from tokens if unset")
         lookback_days: float = Field(default=7.0, gt=0, le=366,
                                      description="a sync reads orders updated this far back")

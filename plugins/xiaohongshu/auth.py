@@ -27,7 +27,6 @@ So the flow:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -36,21 +35,13 @@ from typing import Any
 import httpx
 
 import hub
-from hub import Token, TokenAuth, response_json
+from hub import Token, response_json
 from plugins.xiaohongshu.wire import GATEWAY_PATH, METHODS, VERSION, as_int, request_sign, unwrap
 
 __all__ = ["AUTHORIZE_URL", "XiaohongshuAuth", "reauthorise_hint", "refresh_warning", "signed_body"]
 
 AUTHORIZE_URL = "https://ark.xiaohongshu.com/ark/authorization"
 """Where the shop's main account authorises the app (``?appId=…&redirectUri=…&state=…``)."""
-
-LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _seed(refresh_token: str) -> str:
-    # which configured grant a stored token descends from, without keeping the token itself
-    return hashlib.sha256(refresh_token.encode()).hexdigest()[:16]
-
 
 def _millis(value: Any) -> datetime | None:
     millis = as_int(value, default=0)
@@ -92,7 +83,7 @@ def reauthorise_hint(app_id: str, refresh_expires_at: datetime | None) -> str:
             f"access_token and refresh_token be configured; {when}")
 
 
-class XiaohongshuAuth(TokenAuth):
+class XiaohongshuAuth(hub.GrantTokenAuth):
     """The shop's access token, sent (unsigned) in each request's body, and the request signature."""
 
     refresh_margin = timedelta(minutes=25)
@@ -100,20 +91,6 @@ class XiaohongshuAuth(TokenAuth):
     gives new tokens (before that it gives the same ones back)."""
 
     # -- the hub's override points ---------------------------------------------------------
-
-    def initial_token(self) -> Token:
-        config = self.adapter.config
-        refresh = config.refresh_token.get_secret_value()
-        # the configured token's expiry is unknown: refresh first, which tells it
-        return Token(access_token=config.access_token.get_secret_value(), expires_at=LONG_AGO,
-                     refresh_token=refresh, refresh_expires_at=None, extra={"seed": _seed(refresh)})
-
-    def reconcile(self, stored: Token | None) -> Token | None:
-        """Prefer the configured tokens when the shop authorised the app again since the stored ones."""
-        seed = _seed(self.adapter.config.refresh_token.get_secret_value())
-        if stored is not None and stored.extra.get("seed") == seed:
-            return stored
-        return self.initial_token()
 
     def build_token_request(self, current: Token | None) -> httpx.Request:
         token = current or self.initial_token()

@@ -24,6 +24,8 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from hub import as_int
+
 __all__ = [
     "AFTER_SALE_DONE",
     "AFTER_SALE_TOPICS",
@@ -125,24 +127,6 @@ the codes seen in the method docs (``-1010001`` …) are business refusals, whic
 permanent anyway.  The codes for an expired token or a throttled call are unknown: an account
 adds them with ``extra_error_codes`` (see the docs).  A 429 is rate-limited and a 5xx transient
 whatever the body."""
-
-
-def as_int(value: Any, default: int = 0) -> int:
-    """A number the platform may send as ``12`` or ``"12"``; ``default`` when absent or empty.
-
-    :raises ValueError: for anything else that is not a whole number.
-    """
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        return int(value.strip())
-    raise ValueError(f"not a whole number: {type(value).__name__}")
 
 
 def request_sign_source(method: str, app_id: str, timestamp: int | str, version: str, app_secret: str) -> str:
