@@ -41,9 +41,11 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from databases import throwaway  # noqa: E402
-from hub import ledger, storage  # noqa: E402
+from hub import ledger  # noqa: E402
+from hub.storage import database as storage  # noqa: E402
 from hub.ledger.batch import LOT_COLUMNS, _digest  # noqa: E402
-from hub.sync.engine import prepare_for_sync  # noqa: E402
+from hub.storage.bulk import bind_processor  # noqa: E402
+from hub.sync.tuning import tuned_for_sync  # noqa: E402
 from schemas.tables import LedgerEntryRow, utcnow  # noqa: E402
 
 MEMBERS = 1_000
@@ -92,7 +94,7 @@ def run(backend: str, n: int, page: int, folder: Path) -> dict[str, Any]:
     base_url, drop = throwaway(backend, folder)
     cleanups.append(drop)
     base = prepare(base_url)
-    stamp = entries.c.created_at.type._cached_bind_processor(base.dialect) or (lambda value: value)  # noqa: SLF001
+    stamp = bind_processor(entries.c.created_at.type, base.dialect) or (lambda value: value)
     now = stamp(utcnow())
     rows = [[(e.key, e.member_id, "earn", e.points, e.reason, None, None, _digest(e, {}), now) for e in chunk]
             for chunk in pages]
@@ -172,8 +174,7 @@ def main() -> None:
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     out = []
-    prepare_for_sync()
-    with tempfile.TemporaryDirectory() as folder:
+    with tuned_for_sync(), tempfile.TemporaryDirectory() as folder:
         for backend in backends:
             rounds = [run(backend, args.n, args.page, Path(folder)) for _ in range(args.rounds)]
             out.append({**summary(rounds), "each": rounds})

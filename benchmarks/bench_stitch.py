@@ -28,7 +28,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from databases import throwaway  # noqa: E402
-from hub import identity, storage  # noqa: E402
+from hub.people import identity  # noqa: E402
+from hub.storage import database as storage  # noqa: E402
 
 PLATFORMS = ["wecom", "douyin", "alipay", "kuaishou", "xiaohongshu"]
 

@@ -19,7 +19,8 @@ databases:
 Each round runs the three in turn (in the reverse order every other round), each into a fresh
 database; ratios are of the best rate of each over the rounds, and per round with their median
 (the machine is shared: single figures are noisy, and the median of the rounds is the figure).
-The process is prepared first (``prepare_for_sync``), as ``siyu sync`` does, for all three.
+The rounds run in an interpreter tuned for a sync (``tuned_for_sync``), as ``siyu sync`` runs,
+for all three.
 
 It prints one JSON document: fans per second for each, their ratios, and (with ``--rss``) the peak
 RSS of ``siyu sync`` child processes for each population size.
@@ -49,10 +50,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from databases import throwaway  # noqa: E402
-from hub import storage  # noqa: E402
+from hub.storage import database as storage  # noqa: E402
 from hub.plugins import load_plugins  # noqa: E402
-from hub import bulk  # noqa: E402
-from hub.sync.engine import prepare_for_sync, sync_accounts  # noqa: E402
+from hub.storage import bulk  # noqa: E402
+from hub.sync.engine import sync_accounts  # noqa: E402
+from hub.sync.tuning import tuned_for_sync  # noqa: E402
 from hub.testing import free_port  # noqa: E402
 from schemas.tables import FanRow  # noqa: E402
 from siyu_testplatform.sandbox import CLIENT_ID, CLIENT_SECRET  # noqa: E402
@@ -111,8 +113,8 @@ def run_bare(url: str, database_url: str, page_size: int, multirow: bool = False
     engine = storage.create_engine(database_url)
     table = FanRow.__table__
     dialect = engine.dialect
-    as_time = table.c.followed_at.type._cached_bind_processor(dialect)  # noqa: SLF001
-    as_json = table.c.interactions.type._cached_bind_processor(dialect)  # noqa: SLF001
+    as_time = bulk.bind_processor(table.c.followed_at.type, dialect)
+    as_json = bulk.bind_processor(table.c.interactions.type, dialect)
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO fans ({', '.join(BARE_COLUMNS)}) VALUES ({', '.join([mark] * len(BARE_COLUMNS))})"
     empty_list, empty_dict = as_json([]), as_json({})
@@ -174,23 +176,24 @@ def main() -> None:
         tmp = Path(tmp_name)
         if args.fans:
             proc, url = start_sandbox(args.fans)
-            prepare_for_sync()  # as `siyu sync` does; the bare loops run in the same settled heap
             runs = {"hub": lambda db: run_hub(url, db, args.page_size),
                     "bare": lambda db: run_bare(url, db, args.page_size),
                     "bare_multirow": lambda db: run_bare(url, db, args.page_size, multirow=True)}
             rates: dict[str, list[float]] = {name: [] for name in runs}
-            try:
-                for round_no in range(args.rounds):
-                    # hub and bare side by side, in turn first and last: the machine's drifts
-                    # (other tenants) then favour neither
-                    order = list(runs.items()) if round_no % 2 == 0 else list(reversed(runs.items()))
-                    for name, run in order:
-                        seconds, count = run(fresh_database(args.backend, tmp, cleanups))
-                        assert count == args.fans, (name, count)
-                        rates[name].append(count / seconds)
-            finally:
-                proc.terminate()
-                proc.wait()
+            # tuned as `siyu sync` runs; the bare loops run in the same settled heap
+            with tuned_for_sync():
+                try:
+                    for round_no in range(args.rounds):
+                        # hub and bare side by side, in turn first and last: the machine's drifts
+                        # (other tenants) then favour neither
+                        order = list(runs.items()) if round_no % 2 == 0 else list(reversed(runs.items()))
+                        for name, run in order:
+                            seconds, count = run(fresh_database(args.backend, tmp, cleanups))
+                            assert count == args.fans, (name, count)
+                            rates[name].append(count / seconds)
+                finally:
+                    proc.terminate()
+                    proc.wait()
             best = {name: max(values) for name, values in rates.items()}
             for name, values in rates.items():
                 report[f"{name}_fans_per_s"] = [round(r) for r in values]

@@ -8,26 +8,24 @@ Running it again syncs again: nothing is duplicated.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from dataclasses import asdict
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import typer
 
-from hub.storage import database as storage
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
 from hub.config import load_settings
 from hub.errors import NotFound
-from hub.sync.apply import apply_pending
 from hub.people.phones import generate_phone_key
+from hub.people.queries import count_people
 from hub.platform.sandbox import account_toml, build_sandbox, free_port, serve_asgi
-from hub.sync.engine import sync_accounts
-from schemas.tables import FanRow, MemberRow, TokenRow
+from hub.storage import database as storage
+from hub.storage.tokens import clear_tokens
+from hub.sync.run import run_sync
+from hub.sync.tuning import tuned_for_sync
 
 __all__ = ["demo"]
 
@@ -74,24 +72,15 @@ def demo(
         engine = storage.create_engine(settings.database_url)
         try:
             storage.upgrade(engine)
-            with engine.begin() as conn:  # the sandboxes are new: tokens of the last run mean nothing to them
-                conn.execute(sa.delete(TokenRow.__table__))
-            summaries = asyncio.run(sync_accounts(host, settings, engine))
-            applied = apply_pending(engine, host, settings)
-            with engine.connect() as conn:
-                fan_count = conn.execute(sa.select(sa.func.count()).select_from(FanRow.__table__)).scalar_one()
-                member_count = conn.execute(sa.select(sa.func.count()).select_from(MemberRow.__table__)
-                                            .where(MemberRow.__table__.c.merged_into.is_(None))).scalar_one()
+            clear_tokens(engine)  # the sandboxes are new: tokens of the last run mean nothing to them
+            with tuned_for_sync():
+                run = run_sync(host, settings, engine)
+            people = count_people(engine)
         finally:
             engine.dispose()
-    doc: dict[str, Any] = {
-        "ok": not any(s.error for s in summaries),
-        "config": str(config),
-        "streams": [s.as_dict() for s in summaries],
-        "fans": fan_count,
-        "members": member_count,
-        "apply": asdict(applied),
-    }
+    report = run.as_dict()
+    doc: dict[str, Any] = {"ok": report["ok"], "config": str(config), "streams": report["streams"], **people,
+                           "apply": report["apply"]}
 
     def render(d: dict[str, Any]) -> None:
         table("siyu demo: sync", ["account", "stream", "pages", "inserted", "updated", "unchanged", "retries", "result"], [

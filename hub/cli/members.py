@@ -5,29 +5,17 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
-import sqlalchemy as sa
 import typer
 
-from hub.people import identity
-
-from hub.people import members
 from hub.cli.context import get_context
 from hub.cli.ledger import ID_MAX
 from hub.cli.output import JsonOption, console, emit, table
 from hub.errors import InvalidPosting, NotFound
-from hub.ledger.queries import live_member_id
-from schemas import normalise_phone
-from schemas.tables import FanRow, MemberCardRow, MemberChangeRow, MemberRow
+from hub.people import identity, members, queries
 
 __all__ = ["members_app"]
 
 members_app = typer.Typer(help="Members: one person across platforms.", no_args_is_help=True)
-fans = FanRow.__table__
-cards = MemberCardRow.__table__
-changes = MemberChangeRow.__table__
-members_t = MemberRow.__table__
-FAN_COLUMNS = (fans.c.id, fans.c.platform, fans.c.account_id, fans.c.platform_uid, fans.c.nickname,
-               fans.c.follow_state, fans.c.tier, fans.c.member_id)
 
 
 def _actor() -> str:
@@ -35,11 +23,6 @@ def _actor() -> str:
         return f"cli:{getpass.getuser()}"
     except Exception:  # pragma: no cover - no user name in a bare container
         return "cli"
-
-
-def _fan(row: Any) -> dict[str, Any]:
-    return {"fan_id": row.id, "platform": row.platform, "account_id": row.account_id, "platform_uid": row.platform_uid,
-            "nickname": row.nickname, "follow_state": row.follow_state, "tier": row.tier, "member_id": row.member_id}
 
 
 def _change(c: members.Change) -> dict[str, Any]:
@@ -51,22 +34,10 @@ def show(ctx: typer.Context, member: int = typer.Argument(..., max=ID_MAX, help=
          as_json: bool = JsonOption) -> None:
     """Show a member: balance, level, fans, cards, members merged into it and its audit trail."""
     engine = get_context(ctx).engine()
-    with engine.connect() as conn:
-        live = live_member_id(conn, member)
-        row = conn.execute(sa.select(members_t).where(members_t.c.member_id == live)).one()
-        result = {
-            "ok": True, "member_id": live, "asked_for": member, "balance": row.balance, "level": row.level,
-            "lifetime_points": row.lifetime_points,
-            "merged_from": list(conn.execute(sa.select(members_t.c.member_id).where(
-                members_t.c.merged_into == live).order_by(members_t.c.member_id)).scalars()),
-            "fans": [_fan(f) for f in conn.execute(sa.select(*FAN_COLUMNS).where(fans.c.member_id == live).order_by(fans.c.id))],
-            "cards": [{"platform": c.platform, "account_id": c.account_id, "card_no": c.card_no, "status": c.status,
-                       "balance_pushed": c.balance} for c in conn.execute(sa.select(cards).where(cards.c.member_id == live))],
-            "changes": [{k: getattr(c, k) for k in ("id", "action", "member_id", "other_member_id", "points", "reason",
-                                                   "actor", "rule", "undoes_change_id", "created_at")}
-                        for c in conn.execute(sa.select(changes).where(sa.or_(
-                            changes.c.member_id == live, changes.c.other_member_id == live)).order_by(changes.c.id))],
-        }
+    try:
+        result = {"ok": True, **queries.describe_member(engine, member)}
+    finally:
+        engine.dispose()
 
     def render(r: dict[str, Any]) -> None:
         console.print(f"member {r['member_id']}: balance {r['balance']}, level {r['level']}, lifetime "
@@ -93,21 +64,17 @@ def find(
     state = get_context(ctx)
     if (phone is None) == (platform is None or uid is None):
         raise InvalidPosting("give either --phone, or --platform and --uid")
-    if phone is not None:
-        try:
-            digest = state.settings.phones.hash(normalise_phone(phone))
-        except ValueError as exc:
-            raise InvalidPosting(f"--phone: {exc}") from None
-        where = fans.c.phone_hash == digest
-    else:
-        where = sa.and_(fans.c.platform == platform, fans.c.platform_uid == uid)
-        if account is not None:
-            where = sa.and_(where, fans.c.account_id == account)
     engine = state.engine()
-    with engine.connect() as conn:
-        found = [_fan(f) for f in conn.execute(sa.select(*FAN_COLUMNS).where(where).order_by(fans.c.id))]
-        for f in found:
-            f["member_id"] = live_member_id(conn, f["member_id"]) if f["member_id"] else None
+    try:
+        if phone is not None:
+            try:
+                found = queries.fans_with_phone(engine, state.settings.phones, phone)
+            except ValueError as exc:
+                raise InvalidPosting(f"--phone: {exc}") from None
+        else:
+            found = queries.fans_with_uid(engine, platform, uid, account_id=account)
+    finally:
+        engine.dispose()
     if not found:
         raise NotFound("no fan matches")
     result = {"ok": True, "members": sorted({f["member_id"] for f in found if f["member_id"]}), "fans": found}

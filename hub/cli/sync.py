@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
+from contextlib import ExitStack
 from dataclasses import asdict
 from typing import Any
 
-import sqlalchemy as sa
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from hub.sync.apply import ApplySummary, apply_pending
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
-from hub.errors import ConfigError, NotFound
-from hub.sync.engine import STREAMS, StreamSummary, prepare_for_sync, sync_accounts
-from schemas.tables import FanRow
+from hub.people.queries import get_fan, list_fans
+from hub.sync.apply import ApplySummary, apply_pending
+from hub.sync.engine import STREAMS, StreamSummary
+from hub.sync.run import check_selection, run_sync
+from hub.sync.tuning import tuned_for_sync
 
 __all__ = ["apply", "fans_app", "sync"]
 
@@ -38,46 +38,37 @@ def sync(
 ) -> None:
     """Sync every account's streams, then stitch members and post points; exit 1 if a stream failed."""
     state = get_context(ctx)
-    settings = state.settings
-    if stream is not None and stream not in STREAMS:
-        raise ConfigError(f"unknown stream {stream!r} (streams: {', '.join(STREAMS)})")
-    if platform is not None:
-        state.host.adapter_class(platform)
-    if not any((platform is None or a.platform == platform) and (account is None or a.id == account)
-               for a in settings.accounts):
-        raise ConfigError("no configured account matches --platform/--account")
+    check_selection(state.host, state.settings, platform=platform, account_id=account, stream=stream)
     engine = state.engine()
-    prepare_for_sync()
-    show_progress = not as_json and sys.stderr.isatty()
     try:
-        if show_progress:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[pages]} pages"),
-                          TextColumn("{task.completed} records"), TimeElapsedColumn(), transient=False) as bar:
-                tasks: dict[tuple[str, str, str], Any] = {}
-
-                def progress(p: str, a: str, s: str, pages: int, items: int) -> None:
-                    key = (p, a, s)
-                    if key not in tasks:
-                        tasks[key] = bar.add_task(f"{p}:{a} {s}", total=None, pages=0)
-                    bar.update(tasks[key], advance=items, pages=pages)
-
-                summaries = asyncio.run(sync_accounts(state.host, settings, engine, platform=platform,
-                                                      account_id=account, stream=stream, full=full,
-                                                      max_pages=max_pages, concurrency=concurrency,
-                                                      progress=progress))
-        else:
-            summaries = asyncio.run(sync_accounts(state.host, settings, engine, platform=platform, account_id=account,
-                                                  stream=stream, full=full, max_pages=max_pages,
-                                                  concurrency=concurrency))
-        applied = apply_pending(engine, state.host, settings) if apply else None
+        with ExitStack() as stack:
+            progress = None
+            if not as_json and sys.stderr.isatty():
+                progress = _progress_bar(stack.enter_context(Progress(
+                    SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[pages]} pages"),
+                    TextColumn("{task.completed} records"), TimeElapsedColumn(), transient=False)))
+            with tuned_for_sync():
+                run = run_sync(state.host, state.settings, engine, platform=platform, account_id=account,
+                               stream=stream, full=full, max_pages=max_pages, concurrency=concurrency, apply=apply,
+                               progress=progress)
     finally:
         engine.dispose()
-    failed = [s for s in summaries if s.error]
-    doc = {"ok": not failed, "streams": [s.as_dict() for s in summaries],
-           "apply": asdict(applied) if applied else None}
-    emit(doc, as_json, lambda _: (_render(summaries), applied and _render_apply(applied)))
-    if failed:
+    emit(run.as_dict(), as_json, lambda _: (_render(run.streams), run.applied and _render_apply(run.applied)))
+    if not run.ok:
         raise typer.Exit(1)
+
+
+def _progress_bar(bar: Progress) -> Any:
+    """A progress callback that shows a line per stream on ``bar``."""
+    tasks: dict[tuple[str, str, str], Any] = {}
+
+    def progress(p: str, a: str, s: str, pages: int, items: int) -> None:
+        key = (p, a, s)
+        if key not in tasks:
+            tasks[key] = bar.add_task(f"{p}:{a} {s}", total=None, pages=0)
+        bar.update(tasks[key], advance=items, pages=pages)
+
+    return progress
 
 
 def apply(ctx: typer.Context, as_json: bool = JsonOption) -> None:
@@ -112,17 +103,6 @@ def _render(summaries: list[StreamSummary]) -> None:
             console.print(f"note {s.platform}:{s.account_id} {s.stream}: {note}")
 
 
-FAN_COLUMNS = ("platform", "account_id", "platform_uid", "nickname", "union_id", "follow_state", "followed_at",
-               "tier", "tags", "interactions", "member_id", "updated_at")
-
-
-def _fan_doc(row: Any) -> dict[str, Any]:
-    doc = {c: row[c] for c in FAN_COLUMNS}
-    doc["has_phone"] = row["phone_hash"] is not None
-    doc["follows"] = row["follows"]
-    return doc
-
-
 @fans_app.command("list")
 def fans_list(
     ctx: typer.Context,
@@ -133,15 +113,10 @@ def fans_list(
 ) -> None:
     """List synced fans (phone numbers are never shown: only whether one is known)."""
     engine = get_context(ctx).engine()
-    t = FanRow.__table__
-    query = sa.select(t).order_by(t.c.platform, t.c.account_id, t.c.platform_uid).limit(limit)
-    if platform:
-        query = query.where(t.c.platform == platform)
-    if account:
-        query = query.where(t.c.account_id == account)
-    with engine.connect() as conn:
-        rows = [_fan_doc(r) for r in conn.execute(query).mappings()]
-    engine.dispose()
+    try:
+        rows = list_fans(engine, platform=platform, account_id=account, limit=limit)
+    finally:
+        engine.dispose()
     emit(rows, as_json, lambda items: table(None, ["platform", "account", "uid", "nickname", "follow", "tier", "member"], [
         (r["platform"], r["account_id"], r["platform_uid"], r["nickname"], r["follow_state"], r["tier"], r["member_id"])
         for r in items
@@ -152,11 +127,8 @@ def fans_list(
 def fans_show(ctx: typer.Context, platform: str, account: str, uid: str, as_json: bool = JsonOption) -> None:
     """Show one synced fan."""
     engine = get_context(ctx).engine()
-    t = FanRow.__table__
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(t).where(t.c.platform == platform, t.c.account_id == account,
-                                              t.c.platform_uid == uid)).mappings().first()
-    engine.dispose()
-    if row is None:
-        raise NotFound(f"no fan {platform}:{account}:{uid}")
-    emit(_fan_doc(row), as_json, lambda d: table(None, ["field", "value"], list(d.items())))
+    try:
+        fan = get_fan(engine, platform, account, uid)
+    finally:
+        engine.dispose()
+    emit(fan, as_json, lambda d: table(None, ["field", "value"], list(d.items())))

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from hub.errors import MergeRefused, NotFound, StorageError
+from hub.storage.bulk import begin_write
 from hub.storage.database import database_reason
 from schemas.tables import MemberRow
 
@@ -31,11 +32,6 @@ __all__ = ["RETRIES", "lock_members", "resolve_member", "run_write"]
 T = TypeVar("T")
 RETRIES = 8
 members = MemberRow.__table__
-
-
-def _begin(conn: sa.Connection) -> None:
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _retryable(exc: DBAPIError) -> bool:
@@ -60,7 +56,7 @@ def run_write(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
     for attempt in range(RETRIES):
         with engine.connect() as conn:
             try:
-                _begin(conn)
+                begin_write(conn)
                 result = work(conn)
                 conn.commit()
                 return result

@@ -305,9 +305,8 @@ def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_
         # set-based statements (hub.storage.bulk): one array per column on PostgreSQL, multi-row on SQLite
         for chunk in _chunks([(m, 0, 0, 0, now, now) for m in groups.values()]):
             bulk.insert_rows(conn, members_t, MEMBER_COLUMNS, chunk)
-        if conn.dialect.name == "postgresql" and groups:
-            conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('members', 'member_id'), "
-                                 "(SELECT MAX(member_id) FROM members))")
+        if groups:  # members were inserted with their ids: the next default id follows them
+            bulk.reset_sequence(conn, members_t, "member_id")
         for chunk in _chunks([(m, now, f) for m, f in assign]):
             bulk.update_rows(conn, fans, ("member_id", "updated_at"), "id", chunk)
         for chunk in _chunks([(fan_ids[i], *keys[index]) for i in range(len(fan_ids))

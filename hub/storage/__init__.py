@@ -1,1 +1,2 @@
-"""The database: engines and migrations (:mod:`.database`), set-based driver SQL (:mod:`.bulk`)."""
+"""The database: engines and migrations (:mod:`.database`), every driver-level statement
+(:mod:`.bulk`), and clearing stored tokens (:mod:`.tokens`)."""

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from operator import attrgetter
 from typing import Any
 
@@ -29,18 +26,16 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.adapter import Page
-from hub.storage.bulk import time_binder
 from hub.config import AccountSettings, Settings
 from hub.errors import HubError, PermanentError
 from hub.plugins import PluginHost
-from hub.platform.retry import RetryCounter
 from hub.platform.account import AccountHandle, open_account
+from hub.platform.retry import RetryCounter
 from hub.storage.database import database_reason
-from hub.sync.store import UpsertResult, announce, plan_inserts, write_plan
+from hub.sync.store import PageWriter, UpsertResult
 from schemas import Capability, Record
-from schemas.tables import SyncCheckpointRow, utcnow
 
-__all__ = ["STREAMS", "StreamSummary", "load_checkpoint", "prepare_for_sync", "sync_accounts", "sync_stream"]
+__all__ = ["STREAMS", "ProgressCallback", "StreamSummary", "sync_accounts", "sync_stream"]
 
 STREAMS: dict[str, tuple[Capability, str]] = {
     "fans": (Capability.FANS, "fetch_fans"),
@@ -49,7 +44,6 @@ STREAMS: dict[str, tuple[Capability, str]] = {
 }
 """Stream name → the capability that provides it and the adapter method that reads it."""
 
-CHECKPOINTS = SyncCheckpointRow.__table__
 _OWNER = attrgetter("platform", "account_id")
 ProgressCallback = Callable[[str, str, str, int, int], None]
 
@@ -75,57 +69,6 @@ class StreamSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-SWITCH_INTERVAL = 0.001
-"""Seconds a thread may hold the GIL while another waits for it, in a syncing process (Python's
-default is 0.005).  The writer thread needs the GIL for a moment after each statement; waiting
-5 ms each time while the event loop parses and plans, it fell pages behind."""
-
-YOUNG_COLLECTION_THRESHOLD = 10_000
-"""Net allocations (of objects the collector tracks) between two collections of the youngest
-generation during a sync; Python's default is 700, several times over for a page of records
-alive until its commit, each time walked and moved to an older generation that is walked again.
-Higher still holds more cyclic garbage between collections: at 50,000 a sync's peak RSS grew by
-a sixth (about 20 MB)."""
-
-
-def prepare_for_sync() -> None:
-    """Set up this process for a long sync: take what is alive now (modules, plugins, settings:
-    it lives as long as the process) out of the garbage collector's sight, collect young objects
-    less often, and hand the GIL over sooner (:data:`SWITCH_INTERVAL`).
-
-    A sync allocates records by the million, and each full collection would otherwise walk every
-    object of every imported library again (about a third of a 100,000-fan sync's time).  With
-    the default threshold a page's records, alive until the page is written, are walked by
-    several collections and promoted to older generations that are walked again; the
-    collections themselves still run (reference cycles are still freed), just less often.
-    Call it once in a process that is about to sync, as ``siyu sync`` does.
-    """
-    sys.setswitchinterval(min(SWITCH_INTERVAL, sys.getswitchinterval()))
-    gc.collect()
-    gc.freeze()
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(max(YOUNG_COLLECTION_THRESHOLD, gc.get_threshold()[0]), middle, oldest)
-
-
-def load_checkpoint(conn: sa.Connection, platform: str, account_id: str, stream: str) -> str | None:
-    c = CHECKPOINTS.c
-    return conn.execute(
-        sa.select(c.cursor).where(c.platform == platform, c.account_id == account_id, c.stream == stream)
-    ).scalar_one_or_none()
-
-
-def _checkpoint_statement(bind: sa.Engine | sa.Connection, platform: str, account_id: str, stream: str,
-                          cursor: str | None) -> Callable[[sa.Connection], Any]:
-    """The statement that sets a stream's checkpoint (one driver-level upsert on the natural key),
-    prepared ahead so that the thread that writes a page holds the GIL as little as it can."""
-    mark = "?" if bind.dialect.paramstyle == "qmark" else "%s"
-    sql = (f"INSERT INTO {CHECKPOINTS.name} (platform, account_id, stream, cursor, updated_at) "
-           f"VALUES ({', '.join([mark] * 5)}) ON CONFLICT (platform, account_id, stream) "
-           "DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at")
-    params = (platform, account_id, stream, cursor, time_binder(bind, CHECKPOINTS.c.updated_at)(utcnow()))
-    return lambda conn: conn.exec_driver_sql(sql, params)
 
 
 def _check_page(page: object, handle: AccountHandle, stream: str) -> Page[Record]:
@@ -189,11 +132,12 @@ async def sync_stream(
     error that is not retried.
 
     Three things overlap: the next page is fetched (and validated) while this one is planned,
-    and pages are committed by a worker thread, in order, while the event loop goes on.  A page
-    is planned as new records; the writer checks, in the transaction that writes it, whether any
-    is stored (by an earlier page, a callback) and then plans it again there.  Each commit holds
-    one page and its checkpoint, and a page is committed only after every page before it was:
-    whatever instant the process dies at, the database holds pages 1..k and checkpoint k.
+    and pages are committed by a worker thread, in order, while the event loop goes on.  What a
+    page's write is belongs to the store (:class:`hub.sync.store.PageWriter`: the plan, the check
+    in the transaction, the checkpoint, the announcement); this loop only orders the writes.
+    Each commit holds one page and its checkpoint, and a page is committed only after every page
+    before it was: whatever instant the process dies at, the database holds pages 1..k and
+    checkpoint k.
     """
     capability, method = STREAMS[stream]
     account = handle.account
@@ -201,14 +145,7 @@ async def sync_stream(
     started = time.monotonic()
     handle.retries = RetryCounter()
     in_flight: deque[_Write] = deque()
-
-    def plan(page: Page[Record]) -> Callable[[], UpsertResult]:
-        # planned as new records, without waiting for the database: the writer checks that none
-        # is stored (an earlier page's commit included) and plans the page again if one is
-        planned = plan_inserts(engine.dialect, page.items, settings.phones)
-        checkpoint = _checkpoint_statement(engine, account.platform, account.account_id, stream, page.next_cursor)
-        # the page and its checkpoint commit together, or neither does
-        return partial(write_plan, engine, planned, page.items, settings.phones, also=checkpoint)
+    writer = PageWriter(engine, settings.phones, host, account.platform, account.account_id, stream)
 
     async def commit(previous: asyncio.Future[UpsertResult] | None, write: Callable[[], UpsertResult]) -> UpsertResult:
         if previous is not None:
@@ -217,7 +154,7 @@ async def sync_stream(
 
     def committed(done: _Write) -> None:
         result = done.task.result()
-        announce(host, result)
+        writer.announce(result)
         summary.pages += 1
         summary.inserted += result.inserted
         summary.updated += result.updated
@@ -234,11 +171,7 @@ async def sync_stream(
 
     pending: asyncio.Future[Page[Record]] | None = None
     try:
-        if full:
-            cursor = None
-        else:
-            with engine.connect() as conn:
-                cursor = load_checkpoint(conn, account.platform, account.account_id, stream)
+        cursor = None if full else writer.checkpoint()
         summary.resumed = cursor is not None
         pending = asyncio.ensure_future(_fetch(handle, method, stream, cursor))
         fetched = 0
@@ -255,7 +188,7 @@ async def sync_stream(
                 pending = asyncio.ensure_future(_fetch(handle, method, stream, following))
                 for _ in range(REQUEST_TURNS):
                     await asyncio.sleep(0)
-            write = plan(page)
+            write = writer.plan(page.items, page.next_cursor)  # the page and its checkpoint, together
             previous = in_flight[-1].task if in_flight else None
             in_flight.append(_Write(page, asyncio.ensure_future(commit(previous, write))))
             await settle(WRITES_IN_FLIGHT - 1)

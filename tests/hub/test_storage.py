@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
 from hub.storage import database as storage
+from hub.storage.bulk import bind_processor
 from hub.errors import SchemaOutOfDate, StorageError
 from schemas.tables import FanRow, MemberRow, metadata
 
@@ -108,7 +109,7 @@ def test_times_come_back_aware_utc(engine):
 def test_sqlite_time_text_is_the_dialects_storage_format(value):
     """The direct text of a UTC time is what the SQLite dialect itself would store."""
     dialect = sa.create_engine("sqlite://").dialect
-    fast = FanRow.__table__.c.followed_at.type._cached_bind_processor(dialect)  # noqa: SLF001
+    fast = bind_processor(FanRow.__table__.c.followed_at.type, dialect)
     general = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
     assert fast(value) == general(value.astimezone(UTC).replace(tzinfo=None))
     assert fast(value.astimezone(UTC)) == fast(value)

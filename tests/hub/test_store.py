@@ -2,10 +2,12 @@
 
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 
 from hub.people.phones import PhoneVault
-from hub.sync.store import plan_inserts, plan_upsert, upsert, write_plan
+from hub.sync.plans import plan_inserts, plan_upsert, write_plan
+from hub.sync.store import upsert
 from schemas import Fan, FollowRelation, Order
 from schemas.tables import FanRow
 
@@ -143,7 +145,7 @@ def stored_uid(engine, uid):
 
 
 def test_enum_values_reach_the_driver_as_plain_strings():
-    from hub.sync.store import _plain
+    from hub.storage.bulk import plain as _plain
     from schemas import FollowState
 
     values = _plain([FollowState.FOLLOWING, None, FollowState.UNFOLLOWED, "unknown"])
@@ -164,7 +166,7 @@ def test_new_fans_numbers_are_encrypted_when_a_key_is_configured(engine):
 
 
 def test_column_values_go_through_the_bind_processor_and_none_stays_none():
-    from hub.sync.store import _bound
+    from hub.storage.bulk import bound as _bound
 
     seen = []
 
@@ -194,3 +196,80 @@ def test_records_planned_as_new_are_checked_and_planned_again_when_one_is_stored
     assert rows == {"wm1": "changed", "wm2": "same", "wm3": "new"}
     fresh = [fan(platform_uid=f"n{i}") for i in range(3)]
     assert write_plan(engine, plan_inserts(engine.dialect, fresh, PHONES), fresh, PHONES).inserted == 3
+
+
+# --- the sync's door: PageWriter ------------------------------------------------------------------
+
+
+class Recorder:
+    """A plugin host whose ``track_event`` observer records what the store announces."""
+
+    def __init__(self):
+        import hub
+        from hub.plugins import load_plugins
+
+        self.events = []
+        events = self.events
+
+        class Observer:
+            @hub.hookimpl
+            def track_event(self, event):
+                events.append(event)
+
+        self.host = load_plugins(extra=[(Observer(), "store-observer")])
+
+
+def writer_for(engine, host=None, stream="fans"):
+    from hub.sync.store import PageWriter
+
+    return PageWriter(engine, PHONES, host or Recorder().host, "wecom", "hq", stream)
+
+
+def test_a_page_and_its_checkpoint_are_written_together_and_announced_after(engine):
+    recorder = Recorder()
+    writer = writer_for(engine, recorder.host)
+    assert writer.checkpoint() is None
+    first = [fan(platform_uid=f"wm{i}", nickname=f"n{i}") for i in range(3)]
+    write = writer.plan(first, "c1")
+    assert count_fans(engine) == 0 and writer.checkpoint() is None  # planned: nothing written yet
+    result = write()
+    assert (result.inserted, writer.checkpoint(), count_fans(engine)) == (3, "c1", 3)
+    assert recorder.events == []  # the engine announces once the commit is counted
+    writer.announce(result)
+    assert [(e.fan.platform_uid, e.created) for e in recorder.events] == [("wm0", True), ("wm1", True), ("wm2", True)]
+    # the next page: one stored record changed, one unchanged, one new; the stream ends (no cursor)
+    second = [fan(platform_uid="wm1", nickname="renamed"), fan(platform_uid="wm2", nickname="n2"), fan(platform_uid="wm9")]
+    result = writer.plan(second, None)()
+    assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
+    assert writer.checkpoint() is None  # a finished stream starts afresh next time
+    assert stored_uid(engine, "wm1")["nickname"] == "renamed"
+
+
+def test_a_page_whose_write_fails_leaves_neither_rows_nor_checkpoint(engine):
+    writer = writer_for(engine)
+    writer.plan([fan(platform_uid="wm1")], "c1")()
+    # a page of a fan and an order, planned as new; meanwhile a callback stores the order
+    page = [fan(platform_uid="wm2"), Order(platform="wecom", account_id="hq", order_id="o1", buyer_uid="wm2",
+                                           amount_fen=100, status="paid")]
+    write = writer.plan(page, "c2")
+    with engine.begin() as conn:
+        upsert(conn, [Order(platform="wecom", account_id="hq", order_id="o1", buyer_uid="wm2", amount_fen=1,
+                            status="paid")], PHONES)
+    # planned again inside the transaction: the fan inserted, the order updated, the checkpoint moved
+    result = write()
+    assert (result.inserted, result.updated, writer.checkpoint()) == (1, 1, "c2")
+    broken = writer.plan([fan(platform_uid="wm3")], "c3")
+    with engine.begin() as conn:  # the checkpoint's table is gone: the page's transaction fails whole
+        conn.execute(sa.text("ALTER TABLE sync_checkpoints RENAME TO sync_checkpoints_away"))
+    try:
+        with pytest.raises(sa.exc.DBAPIError):
+            broken()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE sync_checkpoints_away RENAME TO sync_checkpoints"))
+    assert count_fans(engine) == 2 and writer.checkpoint() == "c2"
+
+
+def test_a_writer_refuses_a_record_kind_the_hub_does_not_store(engine):
+    with pytest.raises(TypeError, match="cannot store a str"):
+        writer_for(engine).plan(["not a record"], "c1")

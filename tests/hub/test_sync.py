@@ -12,7 +12,8 @@ from hub.cli import main
 from hub.plugins import load_plugins
 from hub.adapter import Page
 from hub.platform.account import AccountHandle
-from hub.sync.engine import load_checkpoint, sync_accounts, sync_stream
+from hub.sync.engine import sync_accounts, sync_stream
+from hub.sync.store import load_checkpoint
 from hub.testing import serve_asgi
 from schemas import Account, Fan
 from schemas.tables import FanRow, OrderRow
@@ -207,22 +208,3 @@ def test_a_failed_sync_exits_1_with_the_error_in_the_summary(tmp_path, database_
     engine = storage.open_database(database_url)
     assert count(engine, FanRow) == 0
     engine.dispose()
-
-
-def test_a_sync_process_collects_young_objects_less_often_and_hands_the_gil_over_sooner():
-    import gc
-    import sys
-
-    from hub.sync.engine import SWITCH_INTERVAL, YOUNG_COLLECTION_THRESHOLD, prepare_for_sync
-
-    before, interval = gc.get_threshold(), sys.getswitchinterval()
-    try:
-        prepare_for_sync()
-        young, middle, oldest = gc.get_threshold()
-        assert young >= YOUNG_COLLECTION_THRESHOLD and (middle, oldest) == before[1:]
-        assert gc.get_freeze_count() > 0 and gc.isenabled()
-        assert sys.getswitchinterval() == min(SWITCH_INTERVAL, interval) < 0.005
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*before)
-        sys.setswitchinterval(interval)
