@@ -9,11 +9,12 @@ platforms, the way the population says.
 
 Each :class:`Person` has a phone (a valid mainland mobile, unique in the population), a WeChat
 ``unionid``, a Douyin ``union_id`` where they have one, a name, and traits a sandbox may use:
-whether they follow the 企业号 (and joined its 来客 membership), are a WeCom customer (and whether the staff wrote their mobile in
-the remark), how many orders they placed in the Kuaishou and Xiaohongshu shops (and whether a
-receiver phone a shop may decrypt is on them), whether they hold the Alipay card.  How often
-these occur (:data:`RATES`): about six in ten people are on two platforms or more, a few on all
-five.
+whether they follow the 企业号 (and joined its 来客 membership), are a WeCom customer (and
+whether the staff wrote their mobile in the remark), how many orders they placed in the Kuaishou
+and Xiaohongshu shops (and whether a receiver phone a shop may decrypt is on them), whether they
+hold the Alipay card.  How often these occur (:data:`RATES`): about six in ten people are on two
+platforms or more, a few in a hundred on all five.  :attr:`Person.phone_platforms` says where the
+phone shows, so where a hub can recognise the person.
 
 The same ``(seed, size)`` give the same people, and a larger population begins with the smaller
 one: ``population(seed, n)[:k] == population(seed, k)[:]``.  Generation is one pass over a seeded
