@@ -10,7 +10,6 @@ import typer
 
 from hub.cli.context import get_context
 from hub.cli.output import err_console
-from hub.daemon.service import configure_logging, run_daemon
 
 __all__ = ["daemon"]
 
@@ -22,6 +21,8 @@ def daemon(
     json_logs: bool = typer.Option(False, "--json-logs", help="Log JSON lines on stderr."),
 ) -> None:
     """Sync every account on schedule, apply callbacks within seconds, drain the outbox; until SIGTERM."""
+    from hub.daemon.service import configure_logging, run_daemon  # the server and the job engine: only here
+
     state = get_context(ctx)
     settings = state.settings  # a configuration error ends here: exit 1, nothing served
     engine = state.engine()

@@ -3,6 +3,7 @@ outbox's depth and oldest age (:func:`hub.daemon.state.snapshot`, as ``/metrics`
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -23,6 +24,10 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
+def _when(iso: str | None) -> str:
+    return "-" if iso is None else datetime.fromisoformat(iso).strftime("%m-%d %H:%M:%S")
+
+
 def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Show each scheduled job's last run and the outbox backlog."""
     engine = get_context(ctx).engine()
@@ -33,10 +38,10 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     doc = {"ok": not any(j["failures"] for j in doc["jobs"]), **doc}
 
     def render(d: dict[str, Any]) -> None:
-        table("Jobs", ["job", "outcome", "last run", "duration", "next due", "lag", "failures", "error"],
-              [(j["name"], j["outcome"] or "-", j["started_at"] or "-",
+        table("Jobs (times in UTC)", ["job", "outcome", "last run", "duration", "next due", "lag", "failures", "error"],
+              [(j["name"], j["outcome"] or "-", _when(j["started_at"]),
                 "-" if j["duration_seconds"] is None else f"{j['duration_seconds']:.1f}s",
-                j["next_due_at"] or "-", _age(j["lag_seconds"]), j["failures"], (j["error"] or "")[:80])
+                _when(j["next_due_at"]), _age(j["lag_seconds"]), j["failures"], (j["error"] or "")[:80])
                for j in d["jobs"]])
         o = d["outbox"]
         console.print(f"outbox: {o['depth']} waiting, oldest {_age(o['oldest_age_seconds'])}, {o['dead']} dead")
