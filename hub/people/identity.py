@@ -30,7 +30,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sqlalchemy.exc import IntegrityError
+
+from hub.errors import StorageError
 from hub.storage import bulk
+from hub.storage.database import database_reason
 from hub.ledger.tx import lock_members, run_write
 from hub.events import MembersMerged
 from hub.people.members import create_member, merge_in
@@ -43,6 +47,8 @@ DEFAULT_KEY_LIMIT = 20
 PLACEHOLDERS = {"null", "none", "nil", "undefined", "unknown", "n/a", "na", "-1", "test", "anonymous"}
 UNION_FAMILIES = {"wecom": "wechat", "wechat": "wechat", "weixin": "wechat"}
 CHUNK = 5_000
+STITCH_LOCK = 0x5_1705_71C4
+"""PostgreSQL advisory lock a bulk stitching pass holds while it writes (one pass at a time)."""
 
 fans = FanRow.__table__
 keys_t = FanIdentityKeyRow.__table__
@@ -190,7 +196,7 @@ def stitch(engine: sa.Engine, fan_ids: Iterable[int], *, host: Any = None, limit
             row = conn.execute(sa.select(fans).where(fans.c.id == fan_id)).one()
             _stitch_one(conn, row, host, limit, _pinned_fans(conn), local)
             return local
-        one = run_write(engine, work)
+        one = _write(engine, work)
         report.fans += 1
         report.members_created += one.members_created
         report.merges += one.merges
@@ -243,6 +249,26 @@ def _chunks(rows: list[tuple[Any, ...]], size: int = 50_000) -> Iterator[list[tu
     return (rows[start:start + size] for start in range(0, len(rows), size))
 
 
+class _Overtaken(Exception):
+    """Another writer stitched between this pass's read and its write: its plan is stale."""
+
+
+def _marker(conn: sa.Connection) -> tuple[int, int, int]:
+    """What any stitching changes: the identity keys filed (count, last id) and the last member id."""
+    keys = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(keys_t.c.id), 0))
+                        .select_from(keys_t)).one()
+    last_member = conn.execute(sa.select(sa.func.coalesce(sa.func.max(members_t.c.member_id), 0))).scalar_one()
+    return int(keys[0]), int(keys[1]), int(last_member)
+
+
+def _write(engine: sa.Engine, work: Any) -> Any:
+    """:func:`run_write`, whose last lost race is a one-line error without the statement's parameters."""
+    try:
+        return run_write(engine, work)
+    except IntegrityError as exc:
+        raise StorageError(f"stitching kept losing a race to another writer: {database_reason(exc)}") from None
+
+
 def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_LIMIT) -> StitchReport:
     """Stitch every fan that has no member yet, in one pass (union–find over the keys).
 
@@ -250,8 +276,29 @@ def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_
     reach an already stitched fan are handed to :func:`stitch`, so that they join its member.
     Members are numbered in the order of their smallest fan id, so the same fans always give the
     same members.
+
+    Safe beside another writer (two ``siyu sync`` at once): the pass is planned from a read and
+    written in one write transaction that first checks nothing was stitched since the read; if
+    something was, the pass is planned again (:data:`REPLANS` times), then the fans left are
+    stitched one by one (:func:`stitch`), each in its own transaction.
     """
+    for _ in range(REPLANS):
+        try:
+            return _stitch_pass(engine, host, limit)
+        except _Overtaken:
+            continue
+    left = [row.id for row in _rows(engine)]
+    return stitch(engine, left, host=host, limit=limit)
+
+
+REPLANS = 3
+"""How many times a bulk pass overtaken by another writer is planned again."""
+
+
+def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
     report = StitchReport()
+    with engine.connect() as conn:
+        marker = _marker(conn)  # before the read: anything written after it shows
     key_index: dict[Key, int] = {}
     counts = array("q")
     fan_ids = array("q")
@@ -292,6 +339,10 @@ def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_
 
     def work(conn: sa.Connection) -> None:
         groups.clear(), assign.clear(), handed_over.clear()
+        if conn.dialect.name == "postgresql":  # SQLite's write transaction already excludes other writers
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": STITCH_LOCK})
+        if _marker(conn) != marker:
+            raise _Overtaken
         start = int(conn.execute(sa.text("SELECT COALESCE(MAX(member_id), 0) FROM members")).scalar_one()) + 1
         for i, fan_id in enumerate(fan_ids):
             root = _find(parent, i)
@@ -318,7 +369,7 @@ def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_
             if n > limit and keys[index] not in already:
                 _block(conn, keys[index], n, report)
 
-    run_write(engine, work)
+    _write(engine, work)
     report.fans = len(assign)
     report.members_created = len(groups)
     if handed_over:
