@@ -193,6 +193,8 @@ def stitch(engine: sa.Engine, fan_ids: Iterable[int], *, host: Any = None, limit
     for fan_id in fan_ids:
         def work(conn: sa.Connection, fan_id: int = fan_id) -> StitchReport:
             local = StitchReport()
+            if conn.dialect.name == "postgresql":  # waits for a bulk pass writing (it holds the lock alone)
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": STITCH_LOCK})
             row = conn.execute(sa.select(fans).where(fans.c.id == fan_id)).one()
             _stitch_one(conn, row, host, limit, _pinned_fans(conn), local)
             return local
