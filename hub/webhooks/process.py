@@ -18,6 +18,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -88,7 +89,8 @@ async def process_event(engine: sa.Engine, host: PluginHost, settings: Settings,
 
 async def process_pending(host: PluginHost, settings: Settings, engine: sa.Engine, *,
                           transport: httpx.AsyncBaseTransport | None = None,
-                          handle_for: HandleFor | None = None) -> dict[str, int]:
+                          handle_for: HandleFor | None = None,
+                          received_before: datetime | None = None) -> dict[str, int]:
     """Process every ``received`` callback, oldest first, opening each account once.
 
     Returns how many ended ``processed``, ``pending`` (a follow-up failed) and ``skipped``.
@@ -98,9 +100,10 @@ async def process_pending(host: PluginHost, settings: Settings, engine: sa.Engin
     :param engine: the hub's database.
     :param transport: the accounts' HTTP transport (a test seam).
     :param handle_for: an opener of accounts already open (the receiver's); default: opened here.
+    :param received_before: only callbacks stored before this time.
     """
     summary = {"processed": 0, "pending": 0, "skipped": 0}
-    ids = await run_in_threadpool(pending_events, engine)
+    ids = await run_in_threadpool(functools.partial(pending_events, engine, received_before=received_before))
     if not ids:
         return summary
     async with AsyncExitStack() as stack:

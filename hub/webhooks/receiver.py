@@ -31,6 +31,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import httpx
 import sqlalchemy as sa
@@ -50,6 +51,7 @@ from hub.webhooks.logsafe import clean
 from hub.webhooks.process import process_event, process_pending
 from hub.webhooks.stored import body_dedupe_key, event_payload, store_event
 from schemas import Capability, Record
+from schemas.tables import utcnow
 
 __all__ = ["DEFAULT_MAX_BODY", "BodyTooLarge", "Receiver", "create_app"]
 
@@ -57,6 +59,8 @@ log = logging.getLogger("siyu.webhooks")
 
 DEFAULT_MAX_BODY = 1024 * 1024
 """The largest callback body accepted, in bytes (1 MiB)."""
+DEFAULT_RETRY_EVERY = 60.0
+"""How often ``siyu serve`` tries pending callbacks again, in seconds."""
 
 
 class BodyTooLarge(Exception):
@@ -117,10 +121,23 @@ class Receiver:
         """Process one stored callback: its follow-up (calls out), then its records; never raises."""
         await process_event(self.engine, self.host, self.settings, event_id, self.handle_for, records)
 
-    async def apply_pending(self) -> int:
-        """Process callbacks left ``received`` (a crash, a failed follow-up); returns how many were tried."""
-        summary = await process_pending(self.host, self.settings, self.engine, handle_for=self.handle_for)
+    async def apply_pending(self, received_before: datetime | None = None) -> int:
+        """Process callbacks left ``received`` (a crash, a failed follow-up); returns how many were tried.
+
+        :param received_before: only those stored before this time.
+        """
+        summary = await process_pending(self.host, self.settings, self.engine, handle_for=self.handle_for,
+                                        received_before=received_before)
         return sum(summary.values())
+
+    async def retry_pending(self, every: float) -> None:
+        """Forever: every ``every`` seconds, process callbacks still pending after that long."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.apply_pending(received_before=utcnow() - timedelta(seconds=every))
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad round
+                log.warning("retrying pending callbacks failed (%s)", clean(type(exc).__name__))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -200,6 +217,7 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     transport: httpx.AsyncBaseTransport | None = None,
     apply_pending_on_start: bool = True,
+    retry_pending_every: float | None = DEFAULT_RETRY_EVERY,
 ) -> Starlette:
     """The receiver as a Starlette app; ``app.state.receiver`` is its :class:`Receiver`.
 
@@ -212,6 +230,8 @@ def create_app(
     :param max_body: the largest callback body accepted, in bytes.
     :param transport: the accounts' HTTP transport (a test seam).
     :param apply_pending_on_start: apply leftover ``received`` callbacks at start-up.
+    :param retry_pending_every: while serving, process callbacks still pending (a follow-up that
+        failed because the platform was down) this often, in seconds; ``None``: only at start-up.
     """
     receiver = Receiver(host=host, settings=settings, engine=engine, max_body=max_body, transport=transport)
 
@@ -221,9 +241,14 @@ def create_app(
             count = await receiver.apply_pending()
             if count:
                 log.info("applied %d callback(s) left over by a previous run", count)
+        retry = asyncio.create_task(receiver.retry_pending(retry_pending_every)) if retry_pending_every else None
         try:
             yield
         finally:
+            if retry is not None:
+                retry.cancel()
+                with contextlib.suppress(BaseException):
+                    await retry
             with contextlib.suppress(Exception):
                 await receiver.aclose()
 

@@ -257,10 +257,17 @@ def keep_pending(engine: sa.Engine, event_id: int, error: str) -> None:
                      .values(error=error.splitlines()[0][:MAX_ERROR_LENGTH] if error else None))
 
 
-def pending_events(engine: sa.Engine, *, platform: str | None = None, limit: int = 1000) -> list[int]:
-    """Ids of callbacks stored but not yet applied (a crash came between the two), oldest first."""
+def pending_events(engine: sa.Engine, *, platform: str | None = None, limit: int = 1000,
+                   received_before: datetime | None = None) -> list[int]:
+    """Ids of callbacks stored but not yet applied (a crash, a failed follow-up), oldest first.
+
+    :param received_before: only those stored before this time (leaves the ones being processed
+        right now alone).
+    """
     query = sa.select(events_table.c.id).where(events_table.c.status == "received")
     if platform is not None:
         query = query.where(events_table.c.platform == platform)
+    if received_before is not None:
+        query = query.where(events_table.c.received_at < received_before)
     with engine.connect() as conn:
         return list(conn.execute(query.order_by(events_table.c.id).limit(limit)).scalars())

@@ -207,7 +207,7 @@ async def test_the_same_event_delivered_twice_has_one_dedupe_key():
 FAST = {"attempts": 2, "initial_wait": 0.01, "max_wait": 0.02, "jitter": 0.0}
 
 
-def receiver_app(database_url, engine, handler):
+def receiver_app(database_url, engine, handler, **options):
     from hub.config import parse_settings
     from hub.plugins import load_plugins
     from hub.webhooks.receiver import create_app
@@ -217,7 +217,8 @@ def receiver_app(database_url, engine, handler):
            "retry": FAST, "accounts": [{"platform": "wecom", "id": "hq", "corp_id": "wwCORP", "secret": "s",
                                          "token": "tok", "encoding_aes_key": KEY, "callback_max_age": 300}]}
     settings = parse_settings(raw, host)
-    return create_app(host, settings, engine, transport=httpx.MockTransport(handler), apply_pending_on_start=False)
+    return create_app(host, settings, engine, transport=httpx.MockTransport(handler),
+                      **{"apply_pending_on_start": False, **options})
 
 
 class Upstream:
@@ -345,3 +346,19 @@ def test_a_malformed_encoding_aes_key_is_a_config_error(key):
 
     with pytest.raises(pydantic.ValidationError, match="43 base64"):
         WeComAdapter.Config(corp_id="wwCORP", secret="s", token="tok", encoding_aes_key=key)
+
+
+def test_serve_completes_a_pending_contact_change_once_the_api_is_back(database_url, engine):
+    from starlette.testclient import TestClient
+
+    upstream = Upstream()
+    app = receiver_app(database_url, engine, upstream, retry_pending_every=0.2)
+    request = change_event("add_external_contact")
+    with TestClient(app) as client:
+        assert client.post("/webhooks/wecom/hq", params=dict(request.query), content=request.body).status_code == 200
+        assert [e["status"] for e in event_rows(engine)] == ["received"]
+        upstream.down = False
+        deadline = time.monotonic() + 10
+        while event_rows(engine)[0]["status"] != "processed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert [e["status"] for e in event_rows(engine)] == ["processed"]
