@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.daemon.schedule import SYNC, Job
 from schemas.tables import DaemonJobRow, OutboxRow, utcnow
@@ -47,10 +48,12 @@ def register_jobs(engine: sa.Engine, jobs: Iterable[Job], now: datetime | None =
     with engine.begin() as conn:
         existing = {row.name: row.next_due_at for row in conn.execute(sa.select(jobs_t.c.name, jobs_t.c.next_due_at))}
         for job in jobs:
-            if job.name not in existing:
-                conn.execute(jobs_t.insert().values(
+            if job.name not in existing:  # another daemon starting at the same moment may insert it first
+                insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(jobs_t)
+                conn.execute(insert.values(
                     name=job.name, kind=job.kind, platform=job.platform, account_id=job.account_id,
-                    stream=job.stream, runs=0, failures=0, next_due_at=now, updated_at=now))
+                    stream=job.stream, runs=0, failures=0, next_due_at=now, updated_at=now,
+                ).on_conflict_do_nothing(index_elements=["name"]))
             due[job.name] = existing.get(job.name) or now
         stale = [name for name in existing if name not in names and name.startswith(f"{SYNC}:")]
         if stale:
