@@ -169,12 +169,6 @@ class TokenAuth(httpx.Auth):
         """Where the code is in a response of this flow (default: where the adapter finds it)."""
         return self.adapter.error_code(response)
 
-    def save(self, token: Token) -> Token:
-        """Persist ``token`` (before it is used) and make it the current one."""
-        self.store.save(self.adapter.platform, self.store_key, token)
-        self._token = token
-        return token
-
     # -- the flow ------------------------------------------------------------------------
 
     def _rejects_token(self, response: httpx.Response) -> bool:
@@ -188,11 +182,11 @@ class TokenAuth(httpx.Auth):
 
     async def current(self) -> Token | None:
         """The token in use (loaded from the store and reconciled on first use)."""
-        if self._token is None:
-            stored = self.store.load(self.adapter.platform, self.store_key)
+        if self._token is None:  # the store is read (and written) off the event loop
+            stored = await asyncio.to_thread(self.store.load, self.adapter.platform, self.store_key)
             token = self.reconcile(stored)
             if token is not None and token is not stored:
-                self.save(token)
+                await asyncio.to_thread(self.store.save, self.adapter.platform, self.store_key, token)
             self._token = token
         return self._token
 
@@ -232,9 +226,9 @@ class TokenAuth(httpx.Auth):
             if not due(token):
                 return  # done by another request of this process meanwhile
             slot = self.store.slot(self.adapter.platform, self.store_key)
-            await asyncio.to_thread(slot.acquire)
+            await slot.acquire()
             try:
-                stored = await asyncio.to_thread(slot.load)
+                stored = await slot.load()
                 if stored is not None and stored != token:  # another process renewed or refreshed it
                     self._token = token = stored
                     if not due(token):
@@ -255,10 +249,10 @@ class TokenAuth(httpx.Auth):
                     self.check_token_response(answer)
                     fresh = self.parse_token(answer, token)
                     self.refreshes += 1
-                await asyncio.to_thread(slot.save, fresh)  # persisted before use
+                await slot.save(fresh)  # persisted before use
                 self._token = fresh
             finally:
-                await asyncio.to_thread(slot.release)
+                await slot.release()
 
     def _apply(self, request: httpx.Request, token: Token) -> None:
         self.apply(request, token)

@@ -2,18 +2,26 @@
 shares them (encrypted at rest under the deployment's ``security.phone_encryption_key`` when one is
 configured).  A :class:`TokenSlot` holds one account's stored token exclusively across processes
 while it is refreshed, so that one refresh (and one refresh-token rotation) happens at a time and
-the others read its result."""
+the others read its result.  Store I/O in a token flow runs off the event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
 from hub.errors import ConfigError
 from schemas.tables import TokenRow, utcnow
+
+T = TypeVar("T")
 
 __all__ = ["Cipher", "DatabaseTokenStore", "MemoryTokenStore", "Token", "TokenSlot", "TokenStore", "expires_in"]
 
@@ -37,13 +45,13 @@ class TokenSlot(Protocol):
     from :meth:`acquire` to :meth:`release`: while a process refreshes a token, every other
     process waits, then reads the new one instead of refreshing again."""
 
-    def acquire(self) -> None: ...
+    async def acquire(self) -> None: ...
 
-    def load(self) -> Token | None: ...
+    async def load(self) -> Token | None: ...
 
-    def save(self, token: Token) -> None: ...
+    async def save(self, token: Token) -> None: ...
 
-    def release(self) -> None: ...
+    async def release(self) -> None: ...
 
 
 class TokenStore(Protocol):
@@ -72,16 +80,16 @@ class _MemorySlot:
     def __init__(self, store: MemoryTokenStore, platform: str, account_id: str) -> None:
         self.store, self.platform, self.account_id = store, platform, account_id
 
-    def acquire(self) -> None:
+    async def acquire(self) -> None:
         """Nothing to take: one process, and its token flow holds its own lock."""
 
-    def load(self) -> Token | None:
+    async def load(self) -> Token | None:
         return self.store.load(self.platform, self.account_id)
 
-    def save(self, token: Token) -> None:
+    async def save(self, token: Token) -> None:
         self.store.save(self.platform, self.account_id, token)
 
-    def release(self) -> None:
+    async def release(self) -> None:
         pass
 
 
@@ -106,41 +114,94 @@ ENCRYPTED_PREFIX = "fernet:"
 
 
 class _DatabaseSlot:
-    """The token row held by a write lock: ``BEGIN IMMEDIATE`` on SQLite (the database's one
-    write lock), a transaction-scoped advisory lock on the account's key on PostgreSQL."""
+    """The token row held by a lock on the account's key: a transaction-scoped advisory lock on
+    PostgreSQL; on SQLite an OS lock on one byte (chosen by the key) of a file beside the database
+    (``<database>.token-lock``), released by the kernel if the process dies.  Neither holds back
+    any other write: a refresh waits for the platform with the lock held, and the database's own
+    write lock must stay free meanwhile (a process's other accounts go on writing their pages).
+
+    Its database work runs on a thread of its own, not the event loop's shared pool: while it
+    holds the lock (across the refresh's HTTP request), writers of other accounts may fill that
+    pool waiting for the same lock, and the holder must still be able to commit.
+    """
 
     def __init__(self, store: DatabaseTokenStore, platform: str, account_id: str) -> None:
         self.store, self.platform, self.account_id = store, platform, account_id
         self.conn: sa.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._file: int | None = None
 
-    def acquire(self) -> None:
-        conn = self.store.engine.connect()
+    async def _run(self, work: Callable[[], T]) -> T:
+        assert self._thread is not None, "acquire() first"
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
+    def _lock(self) -> None:
+        key = f"siyu-token:{self.platform}:{self.account_id}"
+        engine = self.store.engine
+        if engine.dialect.name == "sqlite":
+            database = engine.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                self._file = os.open(f"{database}.token-lock", os.O_RDWR | os.O_CREAT, 0o600)
+                offset = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") & 0x7FFFFFFF
+                try:
+                    fcntl.lockf(self._file, fcntl.LOCK_EX, 1, offset)
+                except BaseException:
+                    os.close(self._file)
+                    self._file = None
+                    raise
+        conn = engine.connect()
         try:
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                             {"key": f"siyu-token:{self.platform}:{self.account_id}"})
+            if engine.dialect.name != "sqlite":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
         except BaseException:
             conn.close()
+            self._unlock_file()
             raise
         self.conn = conn
 
-    def load(self) -> Token | None:
-        assert self.conn is not None, "acquire() first"
-        return self.store.read(self.conn, self.platform, self.account_id)
-
-    def save(self, token: Token) -> None:
-        assert self.conn is not None, "acquire() first"
-        self.store.write(self.conn, self.platform, self.account_id, token)
-
-    def release(self) -> None:
+    def _unlock(self) -> None:
         conn, self.conn = self.conn, None
-        if conn is not None:
-            try:
-                conn.commit()
-            finally:
-                conn.close()
+        try:
+            if conn is not None:
+                try:
+                    conn.commit()
+                finally:
+                    conn.close()
+        finally:
+            self._unlock_file()
+
+    def _unlock_file(self) -> None:
+        descriptor, self._file = self._file, None
+        if descriptor is not None:
+            os.close(descriptor)  # closing drops the process's locks on the file
+
+    async def acquire(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-token")
+        try:
+            await self._run(self._lock)
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            self._thread = None
+            raise
+
+    async def load(self) -> Token | None:
+        assert self.conn is not None, "acquire() first"
+        conn = self.conn
+        return await self._run(lambda: self.store.read(conn, self.platform, self.account_id))
+
+    async def save(self, token: Token) -> None:
+        assert self.conn is not None, "acquire() first"
+        conn = self.conn
+        await self._run(lambda: self.store.write(conn, self.platform, self.account_id, token))
+
+    async def release(self) -> None:
+        if self._thread is None:
+            return
+        try:
+            await self._run(self._unlock)
+        finally:
+            self._thread.shutdown(wait=False)
+            self._thread = None
 
 
 class DatabaseTokenStore:
