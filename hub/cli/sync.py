@@ -93,8 +93,10 @@ def _render_apply(a: ApplySummary) -> None:
 
 
 def _render(summaries: list[StreamSummary]) -> None:
-    table("Sync", ["account", "stream", "pages", "inserted", "updated", "unchanged", "retries", "seconds", "result"], [
-        (f"{s.platform}:{s.account_id}", s.stream, s.pages, s.inserted, s.updated, s.unchanged, s.retries, s.seconds,
+    table("Sync", ["account", "stream", "pages", "inserted", "updated", "unchanged", "retries", "API calls",
+                   "calls/1,000", "seconds", "result"], [
+        (f"{s.platform}:{s.account_id}", s.stream, s.pages, s.inserted, s.updated, s.unchanged, s.retries, s.api_calls,
+         "" if s.calls_per_1000 is None else s.calls_per_1000, s.seconds,
          ("error: " + s.error) if s.error else ("complete" if s.complete else "stopped"))
         for s in summaries
     ])

@@ -61,6 +61,11 @@ class StreamSummary:
     unchanged: int = 0
     retries: int = 0
     retry_reasons: dict[str, int] = field(default_factory=dict)
+    api_calls: int = 0
+    """Requests this stream put on the wire: token requests and retries included."""
+    calls_per_1000: float | None = None
+    """``api_calls`` per 1,000 records read (``None`` when none was read): what a platform's
+    quota pays for the stream."""
     seconds: float = 0.0
     complete: bool = False
     resumed: bool = False
@@ -144,6 +149,7 @@ async def sync_stream(
     summary = StreamSummary(account.platform, account.account_id, stream)
     started = time.monotonic()
     handle.retries = RetryCounter()
+    calls_before = handle.calls
     in_flight: deque[_Write] = deque()
     writer = PageWriter(engine, settings.phones, host, account.platform, account.account_id, stream)
 
@@ -210,6 +216,9 @@ async def sync_stream(
         await _drain(in_flight, committed, summary)
     summary.retries = handle.retries.total
     summary.retry_reasons = dict(handle.retries.by_reason)
+    summary.api_calls = handle.calls - calls_before
+    records = summary.inserted + summary.updated + summary.unchanged
+    summary.calls_per_1000 = round(summary.api_calls * 1000 / records, 1) if records else None
     summary.seconds = round(time.monotonic() - started, 3)
     return summary
 

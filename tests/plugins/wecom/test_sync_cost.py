@@ -69,3 +69,15 @@ async def test_complete_follows_stays_an_option_at_one_call_per_customer(engine,
     assert stats["get"] >= 300 and stats["get_corp_tag_list"] == 1
     rows = wecom_rows(engine)
     assert any(r["tags"] for r in rows.values()) and any(r["phone_hash"] for r in rows.values())
+
+
+async def test_the_sync_summary_reports_the_calls_the_sandbox_counted(engine, database_url):
+    sandbox = Settings(seed=5, minute_seconds=1.0)
+    with serve_asgi(make_app(1_000, settings=sandbox)) as url:
+        settings = hub_settings(HOST, database_url, account_for(url, sandbox), RETRY)
+        [summary] = await sync_accounts(HOST, settings, engine, stream="fans")
+        stats = sandbox_stats(url)
+    assert summary.complete and summary.api_calls == sum(stats.values())
+    read = summary.inserted + summary.updated + summary.unchanged  # a customer is read once per page it is on
+    assert summary.inserted == 1_000 and read >= 1_000
+    assert summary.calls_per_1000 == round(summary.api_calls * 1000 / read, 1) and summary.calls_per_1000 < 15
