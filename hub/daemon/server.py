@@ -83,7 +83,9 @@ def build_app(host: PluginHost, settings: Settings, engine: sa.Engine, metrics: 
     :param engine_name: how jobs are run (``local`` or ``procrastinate``), shown by ``/healthz``.
     """
     kwargs: dict[str, Any] = {"max_body": max_body} if max_body else {}
-    receiver: Starlette = create_app(host, settings, engine, apply_pending_on_start=False, **kwargs)
+    # callbacks left pending (a crash, a follow-up that met a platform outage) are processed by the
+    # receiver itself: at start-up and every minute
+    receiver: Starlette = create_app(host, settings, engine, **kwargs)
 
     async def healthz(request: Request) -> Response:
         doc: dict[str, Any] = {"ok": True, "engine": engine_name, "scheduler": running()}

@@ -2,9 +2,11 @@
 
 * a sync job: :func:`hub.sync.engine.sync_accounts` for its account and stream (each page and its
   checkpoint commit together, so a run stopped at any point resumes without a gap);
-* the apply job: callbacks stored but not applied (:mod:`hub.webhooks.stored`), then
-  :func:`hub.sync.apply.apply_pending` (buyers, stitching, orders' and points events' points,
-  cards), then the tiers of the fans that changed (:func:`hub.people.members.refresh_tiers`);
+* the apply job: :func:`hub.sync.apply.apply_pending` (buyers, stitching, orders' and points
+  events' points, cards), then the tiers of the fans that changed
+  (:func:`hub.people.members.refresh_tiers`).  Callbacks themselves are processed by the receiver
+  (:mod:`hub.webhooks.receiver`: at once, leftovers at start-up and every minute), which wakes
+  this job after each one;
 * the outbox job: a :class:`hub.outbox.drain.Drainer` with the ``[outbox]`` retry horizon.
 
 Each returns the run's error in one line, or ``None``; none raises for a platform or database
@@ -28,7 +30,6 @@ from hub.people.members import refresh_tiers
 from hub.plugins import PluginHost
 from hub.sync.apply import apply_pending
 from hub.sync.engine import sync_accounts
-from hub.webhooks.stored import apply_event, pending_events
 from schemas.tables import FanRow, utcnow
 
 __all__ = ["CountingTransport", "Work"]
@@ -105,14 +106,11 @@ class Work:
         return "; ".join(errors)[:500] or None
 
     def apply(self, woken: bool = False) -> str | None:
-        """Blocking: callbacks left stored, then the pending work, then tiers."""
+        """Blocking: the pending work, then tiers."""
         started = utcnow()
-        events = pending_events(self.engine)
-        for event_id in events:
-            apply_event(self.engine, self.host, self.settings.phones, event_id)
         summary = apply_pending(self.engine, self.host, self.settings)
         self.metrics.count_apply(summary)
-        worked = bool(events or summary.fans_stitched or summary.buyers_added or summary.orders_applied
+        worked = bool(summary.fans_stitched or summary.buyers_added or summary.orders_applied
                       or summary.points_events_applied or summary.cards_updated)
         if worked or woken or self._tiers_since is None:
             self._refresh_tiers(self._tiers_since)
