@@ -11,6 +11,7 @@ from hub.storage import database as storage
 from hub.cli import main
 from hub.plugins import load_plugins
 from hub.adapter import Page
+from hub.platform.client import build_client
 from hub.platform.account import AccountHandle
 from hub.sync.engine import sync_accounts, sync_stream
 from hub.sync.store import load_checkpoint
@@ -153,7 +154,7 @@ class StrayAdapter:
 async def test_records_of_another_account_are_refused_before_anything_is_written(engine, database_url):
     settings = settings_for(HOST, database_url, tp_account("http://127.0.0.1:9"))
     handle = AccountHandle(account=Account(platform="testplat", account_id="main"), settings=settings.accounts[0],
-                           adapter=StrayAdapter(), client=None, retry=settings.retry)
+                           adapter=StrayAdapter(), client=build_client(HOST.adapter_class("testplat"), "main"))
     summary = await sync_stream(handle, engine, HOST, settings, "fans")
     assert "does not belong to this account" in summary.error and summary.pages == 0
     assert count(engine, FanRow) == 0
