@@ -14,6 +14,7 @@ through ``track_event``.  :func:`pending_events` finds rows a crash left ``recei
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ def event_payload(records: Sequence[object], phones: PhoneVault, *, raw: Any = N
     :param follow_up: the adapter's follow-up (see :meth:`hub.adapter.Adapter.complete_webhook`).
     :param sequence: the state the event overwrites, ordered by ``occurred_at``.
     :param occurred_at: the platform's event time.
+    :raises TypeError, ValueError: something in it is not JSON.
     """
     payload: dict[str, Any] = {"records": encode_records(records, phones)}
     if raw:
@@ -96,6 +98,7 @@ def event_payload(records: Sequence[object], phones: PhoneVault, *, raw: Any = N
         payload["follow_up"] = dict(follow_up)
     if sequence is not None and occurred_at is not None:
         payload["order"] = {"key": sequence[:MAX_KEY_LENGTH], "at": _millis(occurred_at)}
+    json.dumps(payload, allow_nan=False)  # TypeError/ValueError now, not inside the INSERT
     return payload
 
 

@@ -83,3 +83,13 @@ async def test_a_callback_for_an_account_no_longer_configured_stays_pending(engi
 
     assert await process_event(engine, host, settings, event_id, nowhere) == "pending"
     assert row(engine, event_id)["status"] == "received"
+
+
+def test_a_payload_that_is_not_json_is_refused_before_the_insert(database_url):
+    import pytest
+
+    host = make_host(Tracker())
+    settings = make_settings(host, database_url)
+    for bad in ({"when": object()}, {"x": float("nan")}):
+        with pytest.raises((TypeError, ValueError)):
+            event_payload([], settings.phones, follow_up=bad)
