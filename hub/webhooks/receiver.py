@@ -44,7 +44,7 @@ from starlette.routing import Route
 
 from hub.adapter import WebhookRequest, WebhookResult
 from hub.config import AccountSettings, Settings
-from hub.errors import ConfigError, WebhookRejected
+from hub.errors import ConfigError, RateLimited, TokenExpired, TransientError, WebhookRejected
 from hub.plugins import PluginHost
 from hub.platform.account import AccountHandle, open_account
 from hub.webhooks.logsafe import clean
@@ -180,6 +180,9 @@ async def _receive(request: Request) -> Response:
         status = exc.status_code if 400 <= exc.status_code < 500 else 400
         log.info("webhook %s rejected (%d): %s", where, status, clean(exc, 200))
         return PlainTextResponse("rejected", status_code=status)
+    except (TransientError, RateLimited, TokenExpired) as exc:  # an adapter still calling out met an outage
+        log.warning("webhook %s: the platform is unavailable (503): %s", where, clean(type(exc).__name__))
+        return PlainTextResponse("unavailable", status_code=503, headers={"Retry-After": "30"})
     except Exception as exc:  # noqa: BLE001 - a body the adapter could not read is the sender's fault, never a 500
         log.warning("webhook %s refused (400): the adapter raised %s", where, clean(type(exc).__name__))
         return PlainTextResponse("rejected", status_code=400)

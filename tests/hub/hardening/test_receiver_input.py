@@ -64,3 +64,33 @@ async def test_a_thousand_character_message_id_is_stored_once_not_a_500(client, 
     assert (first.status_code, again.status_code) == (200, 200)
     [event] = stored(engine)
     assert len(event["dedupe_key"]) <= 191
+
+
+@pytest.mark.parametrize("raised, status", [
+    (RecursionError("maximum recursion depth exceeded"), 400),
+    (KeyError("msg_id"), 400),
+    (OverflowError("int too large"), 400),
+])
+async def test_whatever_an_adapter_raises_is_never_a_500(client, engine, monkeypatch, raised, status):
+    from tests.hub.webhook_helpers import HookAdapter
+
+    async def broken(self, account, request):
+        raise raised
+
+    monkeypatch.setattr(HookAdapter, "parse_webhook", broken)
+    body, headers = signed({"msg_id": "m-1", "uid": "u-1"})
+    response = await client.post("/webhooks/hooktest/shop", content=body, headers=headers)
+    assert response.status_code == status and stored(engine) == []
+
+
+async def test_a_platform_outage_while_an_adapter_calls_out_is_a_503(client, engine, monkeypatch):
+    import hub
+    from tests.hub.webhook_helpers import HookAdapter
+
+    async def outage(self, account, request):
+        raise hub.TransientError("upstream 502", platform="hooktest")
+
+    monkeypatch.setattr(HookAdapter, "parse_webhook", outage)
+    body, headers = signed({"msg_id": "m-1", "uid": "u-1"})
+    response = await client.post("/webhooks/hooktest/shop", content=body, headers=headers)
+    assert response.status_code == 503 and stored(engine) == []
