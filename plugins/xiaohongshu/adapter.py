@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -213,14 +213,16 @@ class XiaohongshuAdapter(hub.Adapter):
 
     async def fetch_orders(self, account: Account, cursor: str | None) -> hub.Page[Order]:
         listed, following = await self._orders_page(cursor)
-        details = await self._details(listed)
+        orders, skipped = await self._orders_of(await self._details(listed))
+        return hub.Page(items=orders, next_cursor=following, notes=self._notes(skipped))
+
+    async def _orders_of(self, details: list[dict[str, Any]]) -> tuple[list[Order], list[str]]:
         with_after_sales = [str(d["orderId"]) for d in details
                             if as_int(d.get("orderAfterSalesStatus"), default=1) not in (0, 1)
                             and as_int(d.get("orderStatus")) not in ENDED]  # refunded in full anyway
         refunds = dict(zip(with_after_sales, await self._gather(self._refunded(i) for i in with_after_sales),
                            strict=True))
-        orders, skipped = self._mapped(to_orders, details, refunds)
-        return hub.Page(items=orders, next_cursor=following, notes=self._notes(skipped))
+        return self._mapped(to_orders, details, refunds)  # type: ignore[no-any-return]
 
     async def fetch_fans(self, account: Account, cursor: str | None) -> hub.Page[Fan]:
         listed, following = await self._orders_page(cursor)
@@ -289,6 +291,13 @@ class XiaohongshuAdapter(hub.Adapter):
         token = self.token_store.load(self.platform, self.account_id)
         seller = token.extra.get("seller_id") if token is not None else None
         return frozenset({str(seller)}) if seller else frozenset()
+
+    async def complete_webhook(self, account: Account, follow_up: Mapping[str, Any]) -> list[Order | Fan]:
+        """An order push names the orders that changed: read each (``order.getOrderDetail``, and
+        its after-sales when it has some) and return the orders and their buyers, as a sync would."""
+        details = await self._details([{"orderId": order_id} for order_id in follow_up.get("orders") or ()])
+        orders, _ = await self._orders_of(details)
+        return [*orders, *self._mapped(buyer_fans, details, {})]
 
     async def parse_webhook(self, account: Account, request: hub.WebhookRequest) -> hub.WebhookResult:
         config = self.config

@@ -123,7 +123,7 @@ def parse_push(request: hub.WebhookRequest, *, app_key: str, app_secret: str, se
     canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
     orders = sorted({str(m["data"]["orderId"]) for m in messages
                      if m["msgTag"] in ORDER_TOPICS | AFTER_SALE_TOPICS and m["data"].get("orderId")})
-    raw = {"messages": [{**m, "data": strip_private(m["data"])} for m in messages],
-           "orders_changed": orders, "fetched_by": "the next orders sync" if orders else None}
+    raw = {"messages": [{**m, "data": strip_private(m["data"])} for m in messages], "orders_changed": orders}
     return hub.WebhookResult(dedupe_key="sha256:" + hashlib.sha256(canonical).hexdigest(), raw=raw,
+                             follow_up={"orders": orders} if orders else None,
                              body=PUSH_ACK, media_type="application/json")

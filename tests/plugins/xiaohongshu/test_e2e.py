@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import httpx
 import sqlalchemy as sa
@@ -115,7 +116,7 @@ async def test_tokens_rotate_and_a_dead_grant_says_when_to_authorise_again(datab
         assert secret not in caplog.text and secret not in dead.error
 
 
-def test_a_push_through_the_receiver_is_stored_once_and_the_next_sync_reads_the_order(database_url, engine):
+def test_a_push_through_the_receiver_is_stored_once_and_its_order_read_at_once(database_url, engine):
     with serve_asgi(make_app(6, seed=2)) as sandbox:
         settings = parse_settings({"database": {"url": database_url}, "security": {"phone_key": PHONE_KEY},
                                    "retry": FAST, "accounts": [account(sandbox, seed=2)]}, HOST)
@@ -127,7 +128,14 @@ def test_a_push_through_the_receiver_is_stored_once_and_the_next_sync_reads_the_
                                             "updateTime": 1_700_000_000_000}}]}
             answers = [httpx.post(f"{sandbox}/_admin/push", json=order).json() for _ in range(2)]
             forged = httpx.post(f"{sandbox}/_admin/push", json={**order, "secret": "not-the-secret"}).json()
+            deadline = time.monotonic() + 30  # the order is read after the acknowledgement, not before it
+            while not rows(engine, OrderRow) and time.monotonic() < deadline:
+                time.sleep(0.05)
     assert [a["status"] for a in answers] == [200, 200] and forged["status"] == 401
     assert json.loads(answers[0]["body"]) == {"success": True, "error_code": 0, "error_msg": ""}
     [event] = rows(engine, WebhookEventRow)
     assert event["status"] == "processed" and event["payload"]["raw"]["orders_changed"] == ["P002000000000000001"]
+    assert event["payload"]["follow_up"] == {"orders": ["P002000000000000001"]}
+    [stored] = rows(engine, OrderRow)  # fetched by the push's follow-up, without a sync
+    assert stored["order_id"] == "P002000000000000001" and stored["buyer_uid"]
+    assert any(f["platform_uid"] == stored["buyer_uid"] for f in rows(engine, FanRow))
