@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 import typer
 
-from hub.storage import database as storage
-from hub.config import Settings, load_settings
-from hub.plugins import PluginHost, load_plugins
+if TYPE_CHECKING:  # imported when a command uses them, not for ``siyu --help``
+    import sqlalchemy as sa
+
+    from hub.config import Settings
+    from hub.plugins import PluginHost
 
 __all__ = ["Context", "get_context"]
 
@@ -26,11 +27,15 @@ class Context:
     @property
     def host(self) -> PluginHost:
         if self._host is None:
+            from hub.plugins import load_plugins
+
             self._host = load_plugins()
         return self._host
 
     @cached_property
     def settings(self) -> Settings:
+        from hub.config import load_settings
+
         return load_settings(self.host, self.config_path)
 
     @property
@@ -42,6 +47,8 @@ class Context:
 
     def engine(self) -> sa.Engine:
         """The database, refusing a schema that is behind."""
+        from hub.storage import database as storage
+
         return storage.open_database(self.settings.database_url)
 
 

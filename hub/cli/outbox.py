@@ -78,10 +78,10 @@ def list_(
         items = list_items(engine, status=status, platform=platform, account_id=account, limit=limit)
     finally:
         engine.dispose()
-    emit(items, as_json, lambda rows: table(
+    emit({"ok": True, "items": items}, as_json, lambda doc: table(
         "Outbox", ["id", "platform", "account", "kind", "target", "status", "attempts", "last error"],
         [(r["id"], r["platform"], r["account_id"], r["kind"], r["target"], r["status"], r["attempts"],
-          r["last_error"]) for r in rows]))
+          r["last_error"]) for r in doc["items"]]))
 
 
 @outbox_app.command("retry")

@@ -10,7 +10,7 @@ import typer
 
 from hub.storage import database as storage
 from hub.cli.context import get_context
-from hub.cli.output import JsonOption, console, emit, table
+from hub.cli.output import JsonOption, console, emit, hint, table
 from hub.config import DEFAULT_DATABASE_URL, find_config
 from hub.errors import ConfigError, HubError
 from hub.people.phones import generate_phone_key
@@ -18,7 +18,7 @@ from hub.people.phones import generate_phone_key
 __all__ = ["config_app", "db_app", "init", "plugins"]
 
 db_app = typer.Typer(help="Create and migrate the database.", no_args_is_help=True)
-config_app = typer.Typer(help="Check siyu.toml.", no_args_is_help=True)
+config_app = typer.Typer(help="Check siyu.toml and that the database answers.", no_args_is_help=True)
 
 STARTER = """\
 # siyu.toml — the configuration of one siyu-hub deployment.
@@ -83,10 +83,10 @@ def init(
         fh.write(STARTER.format(database_url=database_url, key_file=key_path.name))
     result = {"ok": True, "config": str(path), "phone_key_file": str(key_path),
               "database": storage.safe_url(url), "revision": revision}
-    emit(result, as_json, lambda r: console.print(
+    emit(result, as_json, lambda r: console.print(hint(
         f"Wrote {r['config']} and {r['phone_key_file']}; database {r['database']} is at revision "
         f"{r['revision']}.\nNext: add [[accounts]] to {r['config']}, then `siyu config check`."
-    ))
+    )))
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -98,11 +98,26 @@ def _sqlite_file(url: str) -> Path | None:
     return None
 
 
+def _engine(url: str, create_dirs: bool) -> Any:
+    """An engine for ``url``; a SQLite file's missing folder is refused unless ``create_dirs``."""
+    try:
+        return storage.create_engine(url, create_dirs=create_dirs)
+    except HubError as exc:
+        if "does not exist" in str(exc):
+            raise ConfigError(hint(f"{exc}; check [database] url, or pass `siyu db upgrade --create-dirs`")) from None
+        raise
+
+
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+def db_upgrade(
+    ctx: typer.Context,
+    create_dirs: bool = typer.Option(False, "--create-dirs",
+                                     help="Create a SQLite file's missing folders (else a missing folder is refused)."),
+    as_json: bool = JsonOption,
+) -> None:
     """Apply pending migrations to the configured database."""
     url = get_context(ctx).settings.database_url
-    engine = storage.create_engine(url)
+    engine = _engine(url, create_dirs)
     try:
         before, after = storage.upgrade(engine)
     finally:
@@ -118,7 +133,7 @@ def db_upgrade(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 def db_status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Show the database's schema revision and whether it is current."""
     url = get_context(ctx).settings.database_url
-    engine = storage.create_engine(url)
+    engine = _engine(url, False)
     try:
         current = storage.current_revision(engine)
     finally:
@@ -126,20 +141,22 @@ def db_status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     head = storage.head_revision()
     result = {"ok": True, "database": storage.safe_url(url), "current": current, "head": head,
               "up_to_date": current == head}
-    emit(result, as_json, lambda r: console.print(
+    emit(result, as_json, lambda r: console.print(hint(
         f"{r['database']}: revision {r['current'] or '(none)'}, latest {r['head']}"
         + ("" if r["up_to_date"] else " — run `siyu db upgrade`")
-    ))
+    )))
 
 
 @config_app.command("check")
 def config_check(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """Validate siyu.toml against the installed plugins, naming every bad key."""
+    """Validate siyu.toml against the installed plugins, naming every bad key; check the database answers."""
     settings = get_context(ctx).settings
+    database = _database_check(settings.database_url)
     result = {
-        "ok": True,
+        "ok": database["reachable"],
         "config": str(settings.path),
         "database": storage.safe_url(settings.database_url),
+        "database_check": database,
         "accounts": [
             {"platform": a.platform, "id": a.id, "name": a.name, "base_url": a.base_url}
             for a in settings.accounts
@@ -147,11 +164,41 @@ def config_check(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     }
 
     def render(r: dict[str, Any]) -> None:
-        console.print(f"{r['config']} is valid; database {r['database']}")
+        console.print(f"{r['config']} is valid; database {r['database']}: {r['database_check']['message']}")
         table(None, ["platform", "id", "name", "base_url"],
               [(a["platform"], a["id"], a["name"], a["base_url"]) for a in r["accounts"]])
 
     emit(result, as_json, render)
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+def _database_check(url: str) -> dict[str, Any]:
+    """Whether the database answers and is at the latest revision, without creating anything."""
+    found: dict[str, Any] = {"reachable": False, "revision": None, "head": storage.head_revision(),
+                             "up_to_date": False}
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None and not sqlite_file.exists():  # reachable when its folder is there
+        found["reachable"] = sqlite_file.parent.is_dir()
+        found["message"] = hint(f"no database file at {sqlite_file} yet: run `siyu db upgrade`" if found["reachable"]
+                                else f"folder {sqlite_file.parent} does not exist: check [database] url, "
+                                     "or run `siyu db upgrade --create-dirs`")
+        return found
+    try:
+        engine = storage.create_engine(url, create_dirs=False)
+        try:
+            found["revision"] = storage.current_revision(engine)
+        finally:
+            engine.dispose()
+    except HubError as exc:
+        found["message"] = f"not reachable: {exc}"
+        return found
+    found["reachable"] = True
+    found["up_to_date"] = found["revision"] == found["head"]
+    found["message"] = (f"reachable, at revision {found['revision']}" if found["up_to_date"] else
+                        hint(f"reachable, at revision {found['revision'] or '(none)'}, latest {found['head']}: "
+                             "run `siyu db upgrade`"))
+    return found
 
 
 def plugins(ctx: typer.Context, as_json: bool = JsonOption) -> None:
@@ -174,10 +221,10 @@ def plugins(ctx: typer.Context, as_json: bool = JsonOption) -> None:
             rows.append({"platform": None, "plugin": dist.metadata["name"], "entry_point": name,
                          "version": dist.version, "capabilities": [], "hooks": host.plugin_hooks(name)})
 
-    def render(items: list[dict[str, Any]]) -> None:
+    def render(doc: dict[str, Any]) -> None:
         table("Installed plugins", ["platform", "plugin", "version", "capabilities", "hooks"], [
             (r["platform"] or "-", r["plugin"], r["version"],
-             ", ".join(r["capabilities"]) or "(none yet)", ", ".join(r["hooks"])) for r in items
+             ", ".join(r["capabilities"]) or "(none yet)", ", ".join(r["hooks"])) for r in doc["plugins"]
         ])
 
-    emit(rows, as_json, render)
+    emit({"ok": True, "plugins": rows}, as_json, render)

@@ -119,10 +119,10 @@ def fans_list(
         rows = list_fans(engine, platform=platform, account_id=account, limit=limit)
     finally:
         engine.dispose()
-    emit(rows, as_json, lambda items: table(None, ["platform", "account", "uid", "nickname", "follow", "tier", "member"], [
-        (r["platform"], r["account_id"], r["platform_uid"], r["nickname"], r["follow_state"], r["tier"], r["member_id"])
-        for r in items
-    ]))
+    emit({"ok": True, "fans": rows}, as_json, lambda doc: table(
+        None, ["platform", "account", "uid", "nickname", "follow", "tier", "member"],
+        [(r["platform"], r["account_id"], r["platform_uid"], r["nickname"], r["follow_state"], r["tier"],
+          r["member_id"]) for r in doc["fans"]]))
 
 
 @fans_app.command("show")
@@ -133,4 +133,4 @@ def fans_show(ctx: typer.Context, platform: str, account: str, uid: str, as_json
         fan = get_fan(engine, platform, account, uid)
     finally:
         engine.dispose()
-    emit(fan, as_json, lambda d: table(None, ["field", "value"], list(d.items())))
+    emit({"ok": True, "fan": fan}, as_json, lambda doc: table(None, ["field", "value"], list(doc["fan"].items())))

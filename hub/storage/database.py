@@ -77,17 +77,23 @@ def json_text(value: Any) -> str:
     return to_json(value).decode()
 
 
-def create_engine(url: str, **kwargs: Any) -> sa.Engine:
+def create_engine(url: str, *, create_dirs: bool = True, **kwargs: Any) -> sa.Engine:
     """An engine for ``url``, configured for its backend.
 
-    :raises StorageError: when the URL names a driver that is not installed or is malformed.
+    :param create_dirs: create a SQLite file's missing folders; when false, a missing folder (a
+        typo in the path, most often) is refused.
+    :raises StorageError: when the URL names a driver that is not installed or is malformed, or
+        a SQLite file's folder is missing and ``create_dirs`` is false.
     """
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(database).expanduser().parent
+                if not create_dirs and not folder.is_dir():
+                    raise StorageError(f"cannot use database {safe_url(url)}: folder {folder} does not exist")
+                folder.mkdir(parents=True, exist_ok=True)
                 _create_private(Path(database).expanduser())
             engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                                       json_serializer=json_text, **kwargs)

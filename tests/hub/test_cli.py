@@ -35,7 +35,9 @@ def test_init_then_plugins_in_an_empty_folder(tmp_path):
     assert (tmp_path / "siyu.key").stat().st_mode & 0o777 == 0o600
     result = run(["plugins", "--json"], tmp_path)
     assert result.returncode == 0, result.stderr
-    plugins = json.loads(result.stdout)
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is True
+    plugins = doc["plugins"]
     by_platform = {p["platform"]: p for p in plugins}
     assert {"douyin", "wecom", "alipay", "kuaishou", "xiaohongshu", "weibo"} <= set(by_platform)
     for row in plugins:
