@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,6 +59,8 @@ DAY_MS = 86_400_000
 MAX_LOOKBACK_DAYS = 90
 """``open.order.cursor.list`` reaches back 90 days at most."""
 FLOOR_MARGIN_MS = 60_000
+PUSH_WINDOW_MARGIN_MS = 5 * 60_000
+"""A push's follow-up reads orders updated from this long before the change it reports (clocks differ)."""
 """A pass starts this long after the 90-day limit, so clocks a little apart do not refuse it."""
 DECRYPT_BATCH = 100
 
@@ -210,6 +212,24 @@ class KuaishouAdapter(hub.Adapter):
         orders = Order.many(order_fields(self.platform, account.account_id, item, amount_basis=basis)
                             for item in items)
         return hub.Page(items=orders, next_cursor=following)
+
+    async def complete_webhook(self, account: Account, follow_up: Mapping[str, Any]) -> list[Order | Fan]:
+        """An order push: read the order list from a little before the change it reports (by
+        update time, every page of that one window) and return those orders and their buyers, as a
+        sync would; the push itself carries no amount."""
+        now = self.now_ms()
+        since = int(follow_up.get("orders_updated_since") or 0) or now
+        begin = max(since - PUSH_WINDOW_MARGIN_MS, now - MAX_LOOKBACK_DAYS * DAY_MS + FLOOR_MARGIN_MS)
+        window = int(self.config.window_days * DAY_MS)  # the list's longest time range, as in a pass
+        cursor: str | None = OrderCursor(begin, min(begin + window, now), now).encode()
+        records: list[Order | Fan] = []
+        while cursor is not None:
+            items, cursor = await self._order_page(cursor)
+            basis = self.config.amount_basis
+            records += Order.many(order_fields(self.platform, account.account_id, item, amount_basis=basis)
+                                  for item in items)
+            records += Fan.many(buyers(self.platform, account.account_id, items))
+        return records
 
     async def fetch_fans(self, account: Account, cursor: str | None) -> hub.Page[Fan]:
         items, following = await self._order_page(cursor)

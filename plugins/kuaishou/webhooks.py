@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import hub
+from hub import as_int
 from plugins.kuaishou.wire import ACK, decrypt_push
 from schemas import Account, Fan
 
@@ -122,4 +123,11 @@ def parse_push(account: Account, request: hub.WebhookRequest, *, message_key: st
         records.append(Fan(platform=account.platform, account_id=account.account_id, platform_uid=str(buyer)))
     raw = _scrub({k: v for k, v in message.items() if k != "info"})
     raw["info"] = _scrub(info)
-    return _acknowledged(events=records, dedupe_key=f"{event_id}", raw=raw)
+    follow_up = None
+    if event.startswith(ORDER_EVENT_PREFIX):  # read the order list from the change's time, after the ack
+        try:
+            since = max(0, as_int(info.get("updateTime") or info.get("createTime") or message.get("createTime"), default=0))
+        except ValueError:
+            since = 0  # unknown: the follow-up reads from the time it runs
+        follow_up = {"orders_updated_since": since}
+    return _acknowledged(events=records, dedupe_key=f"{event_id}", raw=raw, follow_up=follow_up)

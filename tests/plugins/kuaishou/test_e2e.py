@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import logging
 
 import httpx
@@ -146,6 +147,9 @@ def test_pushes_through_the_receiver_are_acknowledged_in_time_and_stored_once(da
                 **order, "eventId": "ev-78", "key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}).json()
             garbage = httpx.post(target, content=b"this is not a push", headers={"Content-Type": "text/plain"})
             assert len(rows(engine, WebhookEventRow)) == 1
+            deadline = time.monotonic() + 30  # the order list is read after the acknowledgement
+            while rows(engine, WebhookEventRow)[0]["status"] != "processed" and time.monotonic() < deadline:
+                time.sleep(0.05)
     assert heartbeat["status"] == 200 and json.loads(heartbeat["body"]) == {"result": 1}
     assert [a["status"] for a in answers] == [200, 200, 200]
     assert all(json.loads(a["body"]) == {"result": 1} and a["ms"] < 3000 for a in answers)
@@ -155,3 +159,6 @@ def test_pushes_through_the_receiver_are_acknowledged_in_time_and_stored_once(da
     assert event["payload"]["raw"]["event"] == "kwaishop_order_addOrder"
     [fan] = rows(engine, FanRow, platform_uid=buyer_id(0, 4))
     assert fan["platform"] == "kuaishou"
+    # the push's follow-up read the order list (no sync ran): the shop's orders are stored
+    assert event["payload"]["follow_up"] == {"orders_updated_since": 1767225600000}
+    assert {o["order_id"] for o in rows(engine, OrderRow)} >= {"2100000000002"}
