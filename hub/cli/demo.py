@@ -1,15 +1,12 @@
-"""``siyu demo``: every installed platform's sandbox, synced into one database, in one command.
+"""``siyu demo``: every built-in platform's sandbox, run through the hub end to end, in one command.
 
-It starts each plugin's sandbox on a loopback port, writes ``DIR/siyu.toml`` with one account per
-platform pointing at it (and a phone key in ``DIR/siyu.key`` the first time), migrates
-``DIR/siyu.db``, syncs every account, stitches the fans into members, posts orders' points and prints the report.
-Running it again syncs again: nothing is duplicated.
+Thin: it parses, runs :func:`hub.demo.story.run_demo` (with a progress bar on a terminal) and
+prints what happened.  Running it again into the same directory duplicates nothing.
 """
 
 from __future__ import annotations
 
-import os
-from contextlib import ExitStack
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,80 +14,67 @@ import typer
 
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
-from hub.config import load_settings
-from hub.errors import NotFound
-from hub.people.phones import generate_phone_key
-from hub.people.queries import count_people
-from hub.platform.sandbox import account_toml, build_sandbox, free_port, serve_asgi
-from hub.storage import database as storage
-from hub.storage.tokens import clear_tokens
-from hub.sync.run import run_sync
-from hub.sync.tuning import tuned_for_sync
 
 __all__ = ["demo"]
-
-HEADER = """\
-# Written by `siyu demo`: one account per installed platform, each pointing at its sandbox on
-# loopback.  Regenerated on every run (the sandboxes' ports change); the database is kept.
-[database]
-url = "sqlite:///siyu.db"
-
-[security]
-phone_key = "file:siyu.key"
-"""
 
 
 def demo(
     ctx: typer.Context,
-    directory: Path = typer.Option(Path("demo"), "--dir", help="Where the demo's config and database live."),
-    fans: int = typer.Option(300, "--fans", min=1, max=1_000_000, help="Fans in each sandbox."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sandboxes' data."),
+    directory: Path = typer.Option(Path("demo"), "--dir", help="Where the demo's siyu.toml, key and database live."),
+    people: int = typer.Option(2000, "--people", min=1, max=1_000_000, help="People in the shared population."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the population and the sandboxes' data."),
+    database: str | None = typer.Option(None, "--db", help="A database URL instead of DIR/siyu.db."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Sync every installed platform's sandbox into DIR/siyu.db, stitch members, print the report."""
-    state = get_context(ctx)
-    host = state.host
-    directory.mkdir(parents=True, exist_ok=True)
-    key = directory / "siyu.key"
-    if not key.exists():
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(generate_phone_key() + "\n")
-    with ExitStack() as servers:
-        tables = []
-        for platform in sorted(host.platforms):
-            base_url = f"http://127.0.0.1:{free_port()}"
-            try:
-                spec = build_sandbox(host, platform, seed=seed, fans=fans, base_url=base_url)
-            except NotFound:
-                continue  # this platform ships no sandbox yet
-            servers.enter_context(serve_asgi(spec.app, port=int(base_url.rsplit(":", 1)[1])))
-            tables.append(account_toml({**spec.account, "id": "demo"}))
-        config = directory / "siyu.toml"
-        config.write_text(HEADER + "\n" + "\n".join(tables), encoding="utf-8")
-        settings = load_settings(host, config)
-        engine = storage.create_engine(settings.database_url)
-        try:
-            storage.upgrade(engine)
-            clear_tokens(engine)  # the sandboxes are new: tokens of the last run mean nothing to them
-            with tuned_for_sync():
-                run = run_sync(host, settings, engine)
-            people = count_people(engine)
-        finally:
-            engine.dispose()
-    report = run.as_dict()
-    doc: dict[str, Any] = {"ok": report["ok"], "config": str(config), "streams": report["streams"], **people,
-                           "apply": report["apply"]}
+    """Sync, stitch, earn, refund, redeem, expire, take callbacks, push cards and read them back."""
+    from hub.demo.story import DemoOptions, run_demo
+    from hub.sync.tuning import tuned_for_sync
 
-    def render(d: dict[str, Any]) -> None:
-        table("siyu demo: sync", ["account", "stream", "pages", "inserted", "updated", "unchanged", "retries", "result"], [
-            (f"{s['platform']}:{s['account_id']}", s["stream"], s["pages"], s["inserted"], s["updated"], s["unchanged"],
-             s["retries"], s["error"] or ("complete" if s["complete"] else "stopped"))
-            for s in d["streams"]
-        ])
-        console.print(f"{d['fans']} fans, {d['members']} members in {directory / 'siyu.db'}.")
-        console.print(f"Try: siyu --config {d['config']} fans list --limit 5")
+    host = get_context(ctx).host
+    options = DemoOptions(directory=directory, people=people, seed=seed, database_url=database)
+    with tuned_for_sync():
+        if not as_json and sys.stderr.isatty():
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    emit(doc, as_json, render)
+            with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[note]}"),
+                          TimeElapsedColumn(), transient=True) as bar:
+                task = bar.add_task("siyu demo", total=None, note="")
+
+                def advance(step: str, done: int, total: int | None) -> None:
+                    note = f"{done} pages" if step == "sync" and done else ""
+                    bar.update(task, description=f"siyu demo: {step}", note=note)
+
+                doc = run_demo(host, options, advance)
+        else:
+            doc = run_demo(host, options)
+    emit({"ok": doc["ok"], "demo": doc}, as_json, lambda d: _render(d["demo"]))
     if not doc["ok"]:
         raise typer.Exit(1)
+
+
+def _render(d: dict[str, Any]) -> None:
+    s = d["steps"]
+    console.print(f"siyu demo: {d['people']} people on {', '.join(d['platforms'])}, in {d['seconds']} s.")
+    console.print(f"Sync: {s['sync']['inserted']} records new, {s['sync']['updated']} updated, "
+                  f"{s['sync']['unchanged']} unchanged in {s['sync']['pages']} pages.")
+    for error in s["sync"]["errors"]:
+        console.print(f"  {error}")
+    table("People recognised on k platforms", ["platforms", "members"], sorted(d["recognised"].items()))
+    cb = s["callbacks"]
+    console.print(f"Callbacks: {cb.get('alipay_cards_activated', 0)} Alipay cards activated, "
+                  f"{cb.get('douyin_members_joined', 0)} Douyin 来客 joins, a follow and a stranger's message.")
+    if s.get("refund"):
+        console.print(f"Refund: Kuaishou order {s['refund']['order_id']} refunded, "
+                      f"{s['refund']['points_reversed']} points reversed.")
+    if s.get("ledger"):
+        led = s["ledger"]
+        console.print(f"Member {led['member_id']}: a {led['gift']}-point gift expired ({led['expired_points']} points), "
+                      f"{led['redeemed']} points redeemed; balance {led['balance']}.")
+    pb = s["push_back"]
+    console.print(f"Push-back: {pb['sent']} card updates sent, {pb['dead']} dead.")
+    table("Cards read back from each sandbox", ["platform", "cards", "read back", "equal to the ledger"],
+          [(p, c["cards"], c["read_back"], c["in_step"]) for p, c in sorted(d["cards"].items())])
+    v = d["ledger_verify"]
+    console.print("Ledger verify: clean." if v["ok"] else f"Ledger verify: {v['violations']} violations.")
+    console.print(f"Added this run: {', '.join(f'{k} {n}' for k, n in d['added'].items())}.")
+    console.print(f"Try: siyu --config {d['config']} report --html report.html")

@@ -1,0 +1,1 @@
+"""The demo of every built-in platform, end to end (``siyu demo``)."""
