@@ -18,7 +18,7 @@ import typer.core
 import typer.main
 
 from hub.cli.context import Context
-from hub.cli.output import err_console, report_error
+from hub.cli.output import command_name, err_console, report_error
 from hub.errors import HubError
 
 if TYPE_CHECKING:
@@ -27,38 +27,63 @@ if TYPE_CHECKING:
 __all__ = ["build_app", "main"]
 
 
-# name: (module, attribute, the short help shown by ``siyu --help``).  A command's module is
-# imported when the command runs (or its own --help is asked for), so ``siyu --help`` starts
-# without the database, the HTTP client or the plugins; a test checks the short helps match.
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "init": ("hub.cli.setup", "init", "Write a starter siyu.toml and a phone key, then create and migrate the database."),
-    "plugins": ("hub.cli.setup", "plugins", "List installed plugins, their platforms, versions, capabilities and hooks."),
-    "db": ("hub.cli.setup", "db_app", "Create and migrate the database."),
-    "config": ("hub.cli.setup", "config_app", "Check siyu.toml and that the database answers."),
-    "tokens": ("hub.cli.tokens", "tokens_app", "List stored access tokens' expiries (never the tokens) and clear them."),
-    "members": ("hub.cli.members", "members_app", "Members: one person across platforms."),
-    "ledger": ("hub.cli.ledger", "ledger_app", "The points ledger: post, redeem, reverse, expire, verify."),
-    "sync": ("hub.cli.sync", "sync", "Sync every account's streams, then stitch members and post points; exit 1 if a stream failed."),
-    "apply": ("hub.cli.sync", "apply", "Stitch fans into members and post pending orders' and points events' points."),
-    "fans": ("hub.cli.sync", "fans_app", "Read synced fans."),
-    "serve": ("hub.cli.serve", "serve", "Receive platform callbacks at /webhooks/PLATFORM/ACCOUNT (and answer /healthz)."),
-    "daemon": ("hub.cli.daemon", "daemon", "Sync every account on schedule, apply callbacks within seconds, drain the outbox; until SIGTERM."),
-    "status": ("hub.cli.status", "status", "Show each scheduled job's last run and the outbox backlog."),
-    "outbox": ("hub.cli.outbox", "outbox_app", "Send queued card updates and messages; list and retry them."),
-    "sandbox": ("hub.cli.sandbox", "sandbox", "Run PLATFORM's sandbox until interrupted; print the account settings that point at it."),
-    "demo": ("hub.cli.demo", "demo", "Sync every installed platform's sandbox into DIR/siyu.db, stitch members, print the report."),
-    "report": ("hub.cli.report", "report", "Fans, members, people across platforms, tier funnels, points, cards and sync health."),
+# name: (module, attribute).  A command's module is imported when the command runs (or its own
+# --help is asked for), so ``siyu --help`` starts without the database, the HTTP client or the
+# plugins; the listing reads each command's help from its module's source (:func:`short_help`).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("hub.cli.setup", "init"),
+    "plugins": ("hub.cli.setup", "plugins"),
+    "db": ("hub.cli.setup", "db_app"),
+    "config": ("hub.cli.setup", "config_app"),
+    "tokens": ("hub.cli.tokens", "tokens_app"),
+    "members": ("hub.cli.members", "members_app"),
+    "ledger": ("hub.cli.ledger", "ledger_app"),
+    "sync": ("hub.cli.sync", "sync"),
+    "apply": ("hub.cli.sync", "apply"),
+    "fans": ("hub.cli.sync", "fans_app"),
+    "serve": ("hub.cli.serve", "serve"),
+    "daemon": ("hub.cli.daemon", "daemon"),
+    "status": ("hub.cli.status", "status"),
+    "outbox": ("hub.cli.outbox", "outbox_app"),
+    "sandbox": ("hub.cli.sandbox", "sandbox"),
+    "demo": ("hub.cli.demo", "demo"),
+    "report": ("hub.cli.report", "report"),
 }
+
+
+def short_help(name: str) -> str:
+    """The help of built-in command ``name`` without importing its module: the first paragraph of
+    its function's docstring, or the ``help=`` of its ``typer.Typer(...)``."""
+    import ast
+    from importlib.util import find_spec
+
+    module, attribute = COMMANDS[name]
+    spec = find_spec(module)
+    if spec is None or spec.origin is None:
+        return ""
+    with open(spec.origin, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == attribute:
+            text = ast.get_docstring(node) or ""
+            return " ".join(text.split("\n\n")[0].split())
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attribute for t in node.targets)
+                and isinstance(node.value, ast.Call)):
+            for keyword in node.value.keywords:
+                if keyword.arg == "help" and isinstance(keyword.value, ast.Constant):
+                    return " ".join(str(keyword.value.value).split())
+    return ""
 
 
 def load_command(name: str) -> Any:
     """The click command (or group) of built-in command ``name``, importing its module."""
-    module, attribute, _ = COMMANDS[name]
+    module, attribute = COMMANDS[name]
     target = getattr(import_module(module), attribute)
     if isinstance(target, typer.Typer):
+        target.rich_markup_mode = None
         command: Any = typer.main.get_group(target)
     else:
-        single = typer.Typer()
+        single = typer.Typer(rich_markup_mode=None)
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
@@ -85,7 +110,7 @@ class LazyGroup(typer.core.TyperGroup):
             return self.commands[cmd_name]
         if cmd_name in COMMANDS:
             if self._listing:
-                return typer.core.TyperCommand(name=cmd_name, help=COMMANDS[cmd_name][2])
+                return typer.core.TyperCommand(name=cmd_name, help=short_help(cmd_name))
             self.add_command(load_command(cmd_name), cmd_name)
             return self.commands[cmd_name]
         context = ctx.find_root().obj if ctx is not None else None
@@ -114,6 +139,7 @@ def build_app(context: Context) -> typer.Typer:
         help="siyu-hub: one database, one member and one points ledger across private-domain platforms.",
         epilog="Plugins may add commands: `siyu plugins` lists the hooks each one implements.",
         cls=LazyGroup,
+        rich_markup_mode=None,  # plain help and one-line usage errors, without importing rich
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
@@ -146,7 +172,7 @@ def main(argv: list[str] | None = None, *, host: PluginHost | None = None) -> in
     as_json = "--json" in args
     try:
         context._host = host
-        build_app(context)(args=args, prog_name="siyu")  # standalone: usage errors exit 2
+        build_app(context)(args=args, prog_name=command_name())  # standalone: usage errors exit 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except HubError as exc:

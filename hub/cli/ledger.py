@@ -13,10 +13,12 @@ from hub.cli.output import JsonOption, console, emit, table
 from hub.errors import InvalidPosting
 from hub.ledger import Posted
 
-__all__ = ["ID_MAX", "ledger_app", "parse_time"]
+__all__ = ["ID_MAX", "POINTS_MAX", "ledger_app", "parse_time"]
 
 ID_MAX = 2**31 - 1
 """The largest id a row can have (the id columns are INTEGER, 32-bit on PostgreSQL)."""
+POINTS_MAX = 2**31 - 1
+"""The most points one entry can carry (the points columns are INTEGER, 32-bit on PostgreSQL)."""
 
 ledger_app = typer.Typer(help="The points ledger: post, redeem, reverse, expire, verify.", no_args_is_help=True)
 
@@ -49,8 +51,8 @@ def _say(r: dict[str, Any]) -> None:
 @ledger_app.command("post")
 def post(
     ctx: typer.Context,
-    member: int = typer.Option(..., "--member", max=ID_MAX, help="Member id (a merged member's survivor is credited)."),
-    points: int = typer.Option(..., "--points", help="Points to credit, a positive whole number."),
+    member: int = typer.Option(..., "--member", min=1, max=ID_MAX, help="Member id (a merged member's survivor is credited)."),
+    points: int = typer.Option(..., "--points", min=1, max=POINTS_MAX, help="Points to credit, a positive whole number."),
     reason: str = typer.Option(..., "--reason", help="Why, for the history."),
     key: str = typer.Option(..., "--key", help="Idempotency key: the same key again writes nothing."),
     expires_at: str | None = typer.Option(None, "--expires-at", help="When these points expire (ISO 8601 with zone)."),
@@ -69,8 +71,8 @@ def post(
 @ledger_app.command("redeem")
 def redeem(
     ctx: typer.Context,
-    member: int = typer.Option(..., "--member", max=ID_MAX, help="Member id."),
-    points: int = typer.Option(..., "--points", help="Points to spend, a positive whole number."),
+    member: int = typer.Option(..., "--member", min=1, max=ID_MAX, help="Member id."),
+    points: int = typer.Option(..., "--points", min=1, max=POINTS_MAX, help="Points to spend, a positive whole number."),
     key: str = typer.Option(..., "--key", help="Idempotency key."),
     reason: str = typer.Option("redeemed", "--reason", help="Why, for the history."),
     as_json: bool = JsonOption,
@@ -85,7 +87,7 @@ def redeem(
 @ledger_app.command("reverse")
 def reverse(
     ctx: typer.Context,
-    entry_id: int = typer.Argument(..., max=ID_MAX, help="The entry to reverse."),
+    entry_id: int = typer.Argument(..., min=1, max=ID_MAX, help="The entry to reverse."),
     key: str = typer.Option(..., "--key", help="Idempotency key of the reversal."),
     reason: str | None = typer.Option(None, "--reason", help="Why, for the history."),
     as_json: bool = JsonOption,
@@ -97,7 +99,7 @@ def reverse(
 
 
 @ledger_app.command("balance")
-def balance(ctx: typer.Context, member: int = typer.Argument(..., max=ID_MAX, help="Member id."),
+def balance(ctx: typer.Context, member: int = typer.Argument(..., min=1, max=ID_MAX, help="Member id."),
             as_json: bool = JsonOption) -> None:
     """Show a member's balance, usable points, lifetime points, level and open lots."""
     result = {"ok": True, **ledger.balance(get_context(ctx).engine(), member)}
@@ -115,7 +117,7 @@ def balance(ctx: typer.Context, member: int = typer.Argument(..., max=ID_MAX, he
 @ledger_app.command("history")
 def history(
     ctx: typer.Context,
-    member: int = typer.Argument(..., max=ID_MAX, help="Member id."),
+    member: int = typer.Argument(..., min=1, max=ID_MAX, help="Member id."),
     limit: int | None = typer.Option(None, "--limit", min=1, max=ID_MAX, help="Only the last N entries."),
     as_json: bool = JsonOption,
 ) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from hub.cli.context import get_context
 from hub.cli.ledger import ID_MAX
-from hub.cli.output import JsonOption, console, emit, table
+from hub.cli.output import JsonOption, console, emit, hint, table
 from hub.errors import InvalidPosting, NotFound
 from hub.people import identity, members, queries
 
@@ -30,7 +30,7 @@ def _change(c: members.Change) -> dict[str, Any]:
 
 
 @members_app.command("show")
-def show(ctx: typer.Context, member: int = typer.Argument(..., max=ID_MAX, help="Member id."),
+def show(ctx: typer.Context, member: int = typer.Argument(..., min=1, max=ID_MAX, help="Member id."),
          as_json: bool = JsonOption) -> None:
     """Show a member: balance, level, fans, cards, members merged into it and its audit trail."""
     engine = get_context(ctx).engine()
@@ -86,8 +86,8 @@ def find(
 @members_app.command("merge")
 def merge(
     ctx: typer.Context,
-    survivor: int = typer.Argument(..., max=ID_MAX, help="The member that stays."),
-    merged: int = typer.Argument(..., max=ID_MAX, help="The member merged into it."),
+    survivor: int = typer.Argument(..., min=1, max=ID_MAX, help="The member that stays."),
+    merged: int = typer.Argument(..., min=1, max=ID_MAX, help="The member merged into it."),
     reason: str = typer.Option(..., "--reason", help="Why, for the audit."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -95,15 +95,15 @@ def merge(
     state = get_context(ctx)
     c = members.merge(state.engine(), survivor, merged, reason=reason, actor=_actor(), host=state.host,
                       policy=state.policy)
-    emit(_change(c), as_json, lambda r: console.print(
+    emit(_change(c), as_json, lambda r: console.print(hint(
         f"change {r['change_id']}: member {merged} merged into {survivor}, {r['points']} points and "
-        f"{len(r['fan_ids'])} fan(s) moved; undo with `siyu members undo {r['change_id']}`"))
+        f"{len(r['fan_ids'])} fan(s) moved; undo with `siyu members undo {r['change_id']} --reason \"...\"`")))
 
 
 @members_app.command("split")
 def split(
     ctx: typer.Context,
-    member: int = typer.Argument(..., max=ID_MAX, help="The member to split."),
+    member: int = typer.Argument(..., min=1, max=ID_MAX, help="The member to split."),
     fan: list[str] = typer.Option(..., "--fan", help="PLATFORM:ACCOUNT:UID of a fan to move out (repeatable)."),
     reason: str = typer.Option(..., "--reason", help="Why, for the audit."),
     as_json: bool = JsonOption,
@@ -114,13 +114,14 @@ def split(
     c = members.split(state.engine(), member, refs, reason=reason, actor=_actor(), policy=state.policy)
     emit(_change(c), as_json, lambda r: console.print(
         f"change {r['change_id']}: {len(r['fan_ids'])} fan(s) and {r['points']} points moved from member "
-        f"{member} to new member {r['other_member_id']}"))
+        f"{member} to new member {r['other_member_id']}; undo with "
+        + hint(f"`siyu members undo {r['change_id']} --reason \"...\"`")))
 
 
 @members_app.command("undo")
 def undo(
     ctx: typer.Context,
-    change: int = typer.Argument(..., max=ID_MAX, help="The merge or split to undo (see `members show`)."),
+    change: int = typer.Argument(..., min=1, max=ID_MAX, help="The merge or split to undo (see `members show`)."),
     reason: str = typer.Option(..., "--reason", help="Why, for the audit."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -134,7 +135,7 @@ def undo(
 @members_app.command("stitch")
 def stitch(
     ctx: typer.Context,
-    limit: int | None = typer.Option(None, "--limit", min=2,
+    limit: int | None = typer.Option(None, "--limit", min=2, max=ID_MAX,
                                      help="Block a key value shared by more fans than this "
                                           "(default: [ledger] identity_key_limit, 20)."),
     as_json: bool = JsonOption,
@@ -152,7 +153,7 @@ def stitch(
 @members_app.command("tiers")
 def tiers(
     ctx: typer.Context,
-    member: int | None = typer.Option(None, "--member", help="Only this member's fans."),
+    member: int | None = typer.Option(None, "--member", min=1, max=ID_MAX, help="Only this member's fans."),
     as_json: bool = JsonOption,
 ) -> None:
     """Recompute fan tiers (prospect → passerby → fond → devoted) through ``decide_tier``."""

@@ -24,8 +24,8 @@ def drain(
     ctx: typer.Context,
     platform: str | None = typer.Option(None, "--platform", help="Only this platform's accounts."),
     account: str | None = typer.Option(None, "--account", help="Only accounts with this id."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after this many items."),
-    lease: float = typer.Option(DEFAULT_LEASE, "--lease", min=1.0,
+    limit: int | None = typer.Option(None, "--limit", min=1, max=2**31 - 1, help="Stop after this many items."),
+    lease: float = typer.Option(DEFAULT_LEASE, "--lease", min=1.0, max=86_400.0,
                                 help="Seconds before a crashed drainer's item is taken over."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -67,7 +67,7 @@ def list_(
     status: str | None = typer.Option(None, "--status", help=f"One of {', '.join(STATUSES)}."),
     platform: str | None = typer.Option(None, "--platform"),
     account: str | None = typer.Option(None, "--account"),
-    limit: int = typer.Option(100, "--limit", min=1),
+    limit: int = typer.Option(100, "--limit", min=1, max=100_000),
     as_json: bool = JsonOption,
 ) -> None:
     """List outbox items, newest first (payloads are not shown)."""

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,6 @@ console: Any = _LazyConsole(highlight=False, soft_wrap=True, markup=False)
 err_console: Any = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
-@cache
 def command_name() -> str:
     """How to write ``siyu`` in a hint so that it works as printed: ``siyu`` when that is on the
     PATH and is this program, else the path it was run by (``.venv/bin/siyu``)."""

@@ -20,8 +20,8 @@ def sandbox(
     platform: str = typer.Argument(..., help="The platform whose sandbox to run (see `siyu plugins`)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(0, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the generated data."),
-    fans: int = typer.Option(1000, "--fans", min=0, help="How many fans the sandbox holds."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the generated data."),
+    fans: int = typer.Option(1000, "--fans", min=0, max=10_000_000, help="How many fans the sandbox holds."),
     as_json: bool = JsonOption,
 ) -> None:
     """Run PLATFORM's sandbox until interrupted; print the account settings that point at it."""

@@ -18,7 +18,7 @@ def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
-    max_body: int = typer.Option(DEFAULT_MAX_BODY, "--max-body", min=1, help="Largest callback body, in bytes."),
+    max_body: int = typer.Option(DEFAULT_MAX_BODY, "--max-body", min=1, max=2**30, help="Largest callback body, in bytes."),
     as_json: bool = JsonOption,
 ) -> None:
     """Receive platform callbacks at /webhooks/PLATFORM/ACCOUNT (and answer /healthz)."""

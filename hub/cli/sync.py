@@ -29,7 +29,7 @@ def sync(
     account: str | None = typer.Option(None, "--account", help="Only this account id."),
     stream: str | None = typer.Option(None, "--stream", help=f"Only this stream ({', '.join(STREAMS)})."),
     full: bool = typer.Option(False, "--full", help="Start every stream from the beginning (nothing is duplicated)."),
-    max_pages: int | None = typer.Option(None, "--max-pages", min=1,
+    max_pages: int | None = typer.Option(None, "--max-pages", min=1, max=2**31 - 1,
                                          help="Stop each stream after this many pages (resumable)."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, max=64, help="Accounts synced at once."),
     apply: bool = typer.Option(True, "--apply/--no-apply",
