@@ -7,7 +7,7 @@ as the adapter's ``follow_up``; :func:`process_event` hands it to the adapter's
 stored records plus those the follow-up returned, in one transaction
 (:func:`hub.webhooks.stored.apply_event`).  A follow-up that fails leaves the callback
 ``received``, its error noted, for the next processing: the receiver's start-up,
-:func:`process_pending` (``siyu apply``, the daemon).  A replay was never stored, so it costs no
+:func:`process_pending` (``siyu serve`` every minute; meant for ``siyu apply`` and the daemon too).  A replay was never stored, so it costs no
 call.
 """
 
