@@ -78,11 +78,15 @@ class Page(Generic[T]):
     :param items: the canonical records of this page (may be empty).
     :param next_cursor: the opaque cursor of the next page; ``None`` when the stream is done.
     :param notes: facts the sync summary should report (e.g. a platform cap that was reached).
+    :param resume_cursor: on the last page (``next_cursor`` ``None``) of a stream read by update
+        time: where the next pass starts (its high-water mark), stored as the stream's checkpoint;
+        ``None``: the next pass starts from the beginning.
     """
 
     items: Sequence[T]
     next_cursor: str | None = None
     notes: tuple[str, ...] = ()
+    resume_cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ checkpoint to the page's ``next_cursor``.  Killing the process at any instant th
 most a page that was never committed, and the next run fetches it again: no gap, no duplicate.
 The next page is fetched while the current one is written, and no stream is ever held whole.
 When a stream ends, its checkpoint is cleared, so the next run is a fresh pass (idempotent: the
-unchanged records are counted, not rewritten).
+unchanged records are counted, not rewritten), unless the last page names a ``resume_cursor``: a
+stream read by update time resumes the next pass from its high-water mark.
 """
 
 from __future__ import annotations
@@ -194,7 +195,8 @@ async def sync_stream(
                 pending = asyncio.ensure_future(_fetch(handle, method, stream, following))
                 for _ in range(REQUEST_TURNS):
                     await asyncio.sleep(0)
-            write = writer.plan(page.items, page.next_cursor)  # the page and its checkpoint, together
+            checkpoint = page.next_cursor if page.next_cursor is not None else page.resume_cursor
+            write = writer.plan(page.items, checkpoint)  # the page and its checkpoint, together
             previous = in_flight[-1].task if in_flight else None
             in_flight.append(_Write(page, asyncio.ensure_future(commit(previous, write))))
             await settle(WRITES_IN_FLIGHT - 1)

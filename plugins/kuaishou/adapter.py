@@ -60,7 +60,8 @@ MAX_LOOKBACK_DAYS = 90
 """``open.order.cursor.list`` reaches back 90 days at most."""
 FLOOR_MARGIN_MS = 60_000
 PUSH_WINDOW_MARGIN_MS = 5 * 60_000
-"""A push's follow-up reads orders updated from this long before the change it reports (clocks differ)."""
+"""A push's follow-up reads orders updated from this long before the change it reports, and a pass
+starts this long before the last one ended (clocks differ; an order read twice is unchanged)."""
 """A pass starts this long after the 90-day limit, so clocks a little apart do not refuse it."""
 DECRYPT_BATCH = 100
 
@@ -179,6 +180,9 @@ class KuaishouAdapter(hub.Adapter):
             begin = max(now - int(config.order_lookback_days * DAY_MS), floor)
             return OrderCursor(begin, min(begin + window, now), now)
         state = OrderCursor.decode(cursor, self.account_id)
+        if state.until == 0:  # the high-water mark of the last pass: a new pass from there to now
+            begin = max(state.begin, floor)
+            return OrderCursor(begin, min(begin + window, now), now)
         if state.begin < floor:  # a pass resumed after its window slid past the 90 days: restart there
             begin = min(floor, state.until)
             state = OrderCursor(begin, min(begin + window, state.until), state.until)
@@ -206,12 +210,19 @@ class KuaishouAdapter(hub.Adapter):
         items = [item for item in data.get("orderList") or () if isinstance(item, dict)]
         return items, self._following(state, data.get("cursor"), len(items))
 
+    def _resume(self, cursor: str | None, following: str | None) -> str | None:
+        """On a pass's last page: the next pass starts a little before this one's end."""
+        if following is not None:
+            return None
+        until = self._start(cursor).until
+        return OrderCursor(until - PUSH_WINDOW_MARGIN_MS, 0, 0).encode()
+
     async def fetch_orders(self, account: Account, cursor: str | None) -> hub.Page[Order]:
         items, following = await self._order_page(cursor)
         basis = self.config.amount_basis
         orders = Order.many(order_fields(self.platform, account.account_id, item, amount_basis=basis)
                             for item in items)
-        return hub.Page(items=orders, next_cursor=following)
+        return hub.Page(items=orders, next_cursor=following, resume_cursor=self._resume(cursor, following))
 
     async def complete_webhook(self, account: Account, follow_up: Mapping[str, Any]) -> list[Order | Fan]:
         """An order push: read the order list from a little before the change it reports (by
@@ -241,7 +252,7 @@ class KuaishouAdapter(hub.Adapter):
             except (hub.PlatformConfigError, hub.PermanentError) as exc:  # not allowed: the buyers still count
                 notes = (f"kuaishou {account.account_id}: receivers' phones were not decrypted ({exc})",)
         return hub.Page(items=Fan.many(buyers(self.platform, account.account_id, items, phones)),
-                        next_cursor=following, notes=notes)
+                        next_cursor=following, notes=notes, resume_cursor=self._resume(cursor, following))
 
     # -- phones (only where the shop allows decryption) ---------------------------------------
 

@@ -70,6 +70,10 @@ DECRYPT_BATCH = 100
 """``data.batchDecrypt`` takes at most this many cipher texts per call."""
 
 
+RESUME_MARGIN_SECONDS = 300
+"""A pass starts this long before the last one's horizon (the high-water mark), for clock skew."""
+
+
 class XiaohongshuAdapter(hub.Adapter):
     """Xiaohongshu shop: buyers (fans) and orders from the order APIs, and message pushes."""
 
@@ -136,6 +140,14 @@ class XiaohongshuAdapter(hub.Adapter):
         if end >= horizon:
             return None
         return encode_cursor(end, end + self.config.window_minutes * 60, 0)
+
+    def _resume(self, following: str | None) -> str | None:
+        """On a pass's last page: the next pass probes from a little before this one's horizon
+        (a window it reads again costs one call, and its orders come back unchanged)."""
+        if following is not None:
+            return None
+        start = int(time.time()) - self.config.settle_seconds - RESUME_MARGIN_SECONDS
+        return encode_cursor(start, start + self.config.window_minutes * 60, 0)
 
     async def _orders_page(self, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """One page of listed orders and the cursor after it (see the module docstring)."""
@@ -214,7 +226,8 @@ class XiaohongshuAdapter(hub.Adapter):
     async def fetch_orders(self, account: Account, cursor: str | None) -> hub.Page[Order]:
         listed, following = await self._orders_page(cursor)
         orders, skipped = await self._orders_of(await self._details(listed))
-        return hub.Page(items=orders, next_cursor=following, notes=self._notes(skipped))
+        return hub.Page(items=orders, next_cursor=following, notes=self._notes(skipped),
+                        resume_cursor=self._resume(following))
 
     async def _orders_of(self, details: list[dict[str, Any]]) -> tuple[list[Order], list[str]]:
         with_after_sales = [str(d["orderId"]) for d in details
@@ -228,7 +241,8 @@ class XiaohongshuAdapter(hub.Adapter):
         listed, following = await self._orders_page(cursor)
         details = await self._details(listed)
         phones = await self._receiver_phones(details) if self.config.phone_decrypt_calls_per_day else {}
-        return hub.Page(items=self._mapped(buyer_fans, details, phones), next_cursor=following, notes=self._notes([]))
+        return hub.Page(items=self._mapped(buyer_fans, details, phones), next_cursor=following, notes=self._notes([]),
+                        resume_cursor=self._resume(following))
 
     # -- receiver phones (identity keys), within the daily decrypt quota -------------------------
 

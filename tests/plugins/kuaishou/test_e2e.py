@@ -162,3 +162,19 @@ def test_pushes_through_the_receiver_are_acknowledged_in_time_and_stored_once(da
     # the push's follow-up read the order list (no sync ran): the shop's orders are stored
     assert event["payload"]["follow_up"] == {"orders_updated_since": 1767225600000}
     assert {o["order_id"] for o in rows(engine, OrderRow)} >= {"2100000000002"}
+
+
+async def test_a_second_pass_reads_only_what_changed_since_the_first(database_url, engine):
+    """A pass over the order list ends with a high-water mark (the stream's resume cursor): the
+    next pass reads from a little before it, not the whole look-back again, and still finds a new
+    order."""
+    with serve_asgi(make_app(5)) as sandbox:
+        settings = settings_for(database_url, account(sandbox))
+        [first] = await sync_accounts(HOST, settings, engine, stream="orders")
+        requests_first = httpx.get(f"{sandbox}/_admin/stats").json()["order_requests"]
+        httpx.post(f"{sandbox}/_admin/order", json={"buyer": 2, "totalFee": 990})
+        [second] = await sync_accounts(HOST, settings, engine, stream="orders")
+        requests_second = httpx.get(f"{sandbox}/_admin/stats").json()["order_requests"] - requests_first
+    assert first.complete and second.complete and second.resumed
+    assert requests_first >= 13 and requests_second == 1, (requests_first, requests_second)  # 90 days vs one window
+    assert second.inserted == 1 and len(rows(engine, OrderRow)) == first.inserted + 1

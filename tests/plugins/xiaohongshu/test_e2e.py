@@ -139,3 +139,19 @@ def test_a_push_through_the_receiver_is_stored_once_and_its_order_read_at_once(d
     [stored] = rows(engine, OrderRow)  # fetched by the push's follow-up, without a sync
     assert stored["order_id"] == "P002000000000000001" and stored["buyer_uid"]
     assert any(f["platform_uid"] == stored["buyer_uid"] for f in rows(engine, FanRow))
+
+async def test_a_second_pass_reads_only_what_changed_since_the_first(database_url, engine):
+    """A pass ends with a high-water mark (the stream's resume cursor): the next one probes from a
+    little before the last horizon, not the whole look-back again, and still sees a refund."""
+    with serve_asgi(make_app(6, seed=2)) as sandbox:
+        settings = parse_settings({"database": {"url": database_url}, "security": {"phone_key": PHONE_KEY},
+                                   "retry": FAST, "accounts": [account(sandbox, seed=2)]}, HOST)
+        [first] = await sync_accounts(HOST, settings, engine, stream="orders")
+        pages_first = httpx.get(f"{sandbox}/_admin/stats").json()["list_pages"]
+        some = sorted(httpx.get(f"{sandbox}/_admin/orders").json())[0]
+        httpx.post(f"{sandbox}/_admin/refund", json={"order_id": some, "yuan": "1.00"})
+        [second] = await sync_accounts(HOST, settings, engine, stream="orders")
+        pages_second = httpx.get(f"{sandbox}/_admin/stats").json()["list_pages"] - pages_first
+    assert first.complete and second.complete and second.resumed
+    assert pages_first > 20 and pages_second <= 2, (pages_first, pages_second)
+    assert second.updated == 1 and second.inserted == 0
