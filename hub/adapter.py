@@ -261,8 +261,9 @@ class Adapter:
     async def complete_webhook(self, account: Account, follow_up: Mapping[str, Any]) -> Sequence[Record]:
         """Finish a stored callback whose :meth:`parse_webhook` returned a ``follow_up``.
 
-        Called after the acknowledgement, by the hub's processing of stored callbacks (the
-        receiver's background task, ``siyu apply``), with the account open and the client retrying
+        Called after the acknowledgement, by the hub's processing of stored callbacks
+        (:mod:`hub.webhooks.process`: the receiver's background task, its start-up and its retries of
+        callbacks still pending), with the account open and the client retrying
         each request.  Returns the records to apply together with those the callback stored.  Any
         exception leaves the callback pending: it is tried again at the next processing, never
         lost.  Only adapters whose ``parse_webhook`` returns a follow-up override it.
