@@ -81,9 +81,10 @@ def load_command(name: str) -> Any:
     target = getattr(import_module(module), attribute)
     if isinstance(target, typer.Typer):
         target.rich_markup_mode = None
+        target._add_completion = False  # as add_typer() would: the root has no completion options
         command: Any = typer.main.get_group(target)
     else:
-        single = typer.Typer(rich_markup_mode=None)
+        single = typer.Typer(rich_markup_mode=None, add_completion=False)
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
