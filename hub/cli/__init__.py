@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 a user error, reported in one line (``--debug`` shows t
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -171,9 +172,20 @@ def main(argv: list[str] | None = None, *, host: PluginHost | None = None) -> in
     args = list(sys.argv[1:] if argv is None else argv)
     context = Context(debug="--debug" in args or bool(os.environ.get("SIYU_DEBUG")))
     as_json = "--json" in args
+    from typer._click.exceptions import ClickException  # the click this typer carries
     try:
         context._host = host
-        build_app(context)(args=args, prog_name=command_name())  # standalone: usage errors exit 2
+        code = build_app(context)(args=args, prog_name=command_name(), standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except ClickException as exc:  # a usage error: exit 2, and with --json an object saying so
+        if as_json:
+            doc = {"ok": False, "error": {"type": "UsageError", "message": exc.format_message()}}
+            sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+        exc.show()
+        return exc.exit_code
+    except typer.Abort:
+        err_console.print("Aborted.")
+        return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except HubError as exc:

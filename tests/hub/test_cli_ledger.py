@@ -61,8 +61,8 @@ def test_ledger_commands(siyu, database_url: str) -> None:
     assert doc["balance"] == 200
     doc, _ = siyu("ledger", "reverse", str(doc["entry"]["entry_id"]), "--key", "undo-r-1")
     assert doc["balance"] == 300
-    doc, _ = siyu("ledger", "post", "--member", str(m), "--points", "0", "--reason", "x", "--key", "z", code=1)
-    assert doc["error"]["type"] == "InvalidPosting"
+    doc, _ = siyu("ledger", "post", "--member", str(m), "--points", "0", "--reason", "x", "--key", "z", code=2)
+    assert doc["ok"] is False and doc["error"]["type"] == "UsageError" and "--points" in doc["error"]["message"]
     doc, _ = siyu("ledger", "post", "--member", "999", "--points", "5", "--reason", "x", "--key", "z", code=1)
     assert doc["error"]["type"] == "NotFound"
     doc, _ = siyu("ledger", "expire", "--as-of", "2030-01-01T00:00:00+08:00")

@@ -117,7 +117,7 @@ def test_config_check_says_when_postgresql_does_not_answer(tmp_path, capsys, mon
     ["ledger", "post", "--member", "1", "--points", "99999999999999999999", "--reason", "r", "--key", "k"],
     ["ledger", "redeem", "--member", "1", "--points", "0", "--key", "k"],
     ["ledger", "balance", "99999999999999999999"],
-    ["members", "show", "-1"],
+    ["members", "show", "0"],
     ["members", "tiers", "--member", "99999999999"],
     ["fans", "list", "--limit", "0"],
     ["outbox", "list", "--limit", "99999999999"],
@@ -131,6 +131,9 @@ def test_every_number_typed_is_range_checked_in_one_line(tmp_path, capsys, args)
     assert "Traceback" not in err
     assert [line for line in err.splitlines() if line.startswith("Error:")] != []
     assert len([line for line in err.splitlines() if line.strip()]) <= 3  # usage, try -h, the error
+    assert main(["--config", str(tmp_path / "none.toml"), *args, "--json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and doc["error"]["type"] == "UsageError" and doc["error"]["message"]
 
 
 @pytest.mark.parametrize("args", [["-h"], ["fans", "-h"], ["fans", "list", "-h"], ["tokens", "clear", "-h"]])
