@@ -9,7 +9,7 @@ import typer
 
 from hub.cli.context import get_context
 from hub.cli.ledger import ID_MAX
-from hub.cli.output import JsonOption, console, emit, hint, table
+from hub.cli.output import JsonOption, console, emit, hint, human, table
 from hub.errors import InvalidPosting, NotFound
 from hub.people import identity, members, queries
 
@@ -41,7 +41,7 @@ def show(ctx: typer.Context, member: int = typer.Argument(..., min=1, max=ID_MAX
 
     def render(r: dict[str, Any]) -> None:
         console.print(f"member {r['member_id']}: balance {r['balance']}, level {r['level']}, lifetime "
-                      f"{r['lifetime_points']}" + (f"; merged from {r['merged_from']}" if r["merged_from"] else ""))
+                      f"{r['lifetime_points']}" + (f"; merged from {human(r['merged_from'])}" if r["merged_from"] else ""))
         table("Fans", ["fan", "platform", "account", "uid", "tier"],
               [(f["fan_id"], f["platform"], f["account_id"], f["platform_uid"], f["tier"]) for f in r["fans"]])
         table("Changes", ["id", "action", "from", "to", "points", "actor", "reason"],

@@ -77,6 +77,12 @@ def test_fans_list_and_show_print_objects_and_values_people_read(tmp_path, datab
     assert run(config, "fans", "show", "testplat", "main", "u0000003") == 0
     out = capsys.readouterr().out
     assert "un3" in out and "None" not in out and "['" not in out and "{'" not in out
+    member = doc["fan"]["member_id"]
+    assert member is not None
+    for args in (["members", "show", str(member)], ["ledger", "balance", str(member)]):
+        assert run(config, *args) == 0
+        out = capsys.readouterr().out
+        assert "None" not in out and "['" not in out and "{'" not in out
     assert run(config, "fans", "show", "testplat", "main", "nobody", "--json") == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False and doc["error"]["type"] == "NotFound"
