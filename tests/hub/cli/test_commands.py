@@ -163,3 +163,29 @@ def test_an_unexpected_error_is_one_line_unless_debug(capsys):
     assert len(err.strip().splitlines()) == 1
     with pytest.raises(RuntimeError):
         main(["--debug", "boom"], host=load_plugins(extra=[(Plugin(), "boom-plugin")]))
+
+
+def test_a_plugins_command_runs_though_siyu_help_does_not_load_plugins(monkeypatch, capsys):
+    import hub.plugins
+
+    class Plugin:
+        @hub.hookimpl
+        def register_commands(self, cli: typer.Typer) -> None:
+            @cli.command("hello")
+            def hello(name: str) -> None:
+                typer.echo(f"hello {name}")
+
+    loads = []
+    real = hub.plugins.load_plugins
+
+    def load_plugins(*args, **kwargs):
+        loads.append(1)
+        return real(*args, extra=[(Plugin(), "hello-plugin")])
+
+    monkeypatch.setattr(hub.plugins, "load_plugins", load_plugins)
+    assert main(["--help"]) == 0 and loads == []
+    assert "Plugins may add commands" in capsys.readouterr().out
+    assert main(["hello", "weibo"]) == 0 and loads == [1]
+    assert capsys.readouterr().out == "hello weibo\n"
+    assert main(["nosuch"]) == 2
+    assert "No such command" in capsys.readouterr().err
