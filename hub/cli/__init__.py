@@ -1,7 +1,12 @@
 """The ``siyu`` command.
 
 Exit codes: 0 success; 1 a user error, reported in one line (``--debug`` shows the traceback);
-2 a usage error.  Every command takes ``--json`` and then prints one JSON document on stdout.
+2 a usage error.  Every command takes ``-h`` and ``--json``; with ``--json`` it prints one JSON
+object on stdout (``ok``, the payload under named keys, ``error`` when not ok), usage errors too.
+
+Start-up is kept light (``siyu --help`` imports neither the database, the HTTP client nor the
+plugins): a command's module is imported when it runs, and ``tests/hub/cli/test_startup.py``
+keeps the heavy modules out of ``import hub`` and ``siyu --help``.
 """
 
 from __future__ import annotations
@@ -201,4 +206,3 @@ def main(argv: list[str] | None = None, *, host: PluginHost | None = None) -> in
         err_console.print(f"[bold red]Error:[/] unexpected {type(exc).__name__}; run again with --debug "
                           "for the traceback", markup=True)
         return 1
-    return 0
