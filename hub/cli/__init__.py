@@ -24,7 +24,7 @@ import typer.core
 import typer.main
 
 from hub.cli.context import Context
-from hub.cli.output import command_name, err_console, report_error
+from hub.cli.output import command_name, err_console, report_error, use_config_in_hints
 from hub.errors import HubError
 
 if TYPE_CHECKING:
@@ -160,6 +160,7 @@ def build_app(context: Context) -> typer.Typer:
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
     ) -> None:
         context.config_path = config
+        use_config_in_hints(config)
         context.debug = debug or context.debug
         ctx.obj = context
 

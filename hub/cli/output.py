@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -71,10 +72,19 @@ def _short(path: Path) -> str:
         return str(path)
 
 
+_config_arg: list[str] = []
+
+
+def use_config_in_hints(path: Path | None) -> None:
+    """Hints name ``--config PATH`` when the command was given one, so that they work as printed."""
+    _config_arg[:] = [] if path is None else ["--config", shlex.quote(str(path))]
+
+
 def hint(text: str) -> str:
-    """``text`` with every ```siyu …``` written as :func:`command_name` (a hint that works)."""
-    name = command_name()
-    return text if name == "siyu" else text.replace("`siyu ", f"`{name} ")
+    """``text`` with every ```siyu …``` written as the command was run: :func:`command_name` and
+    the ``--config`` it was given (a hint that works as printed)."""
+    prefix = " ".join([command_name(), *_config_arg])
+    return text if prefix == "siyu" else text.replace("`siyu ", f"`{prefix} ")
 
 
 def human(value: Any) -> str:

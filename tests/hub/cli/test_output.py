@@ -56,3 +56,13 @@ def test_hints_name_the_command_as_it_runs(monkeypatch, tmp_path):
     monkeypatch.setattr("shutil.which", lambda name: str(script))  # on the PATH, and this one
     assert output.command_name() == "siyu"
     assert output.hint("run `siyu db upgrade`") == "run `siyu db upgrade`"
+
+
+def test_hints_carry_the_config_the_command_was_given(monkeypatch):
+    monkeypatch.setattr(output, "command_name", lambda: "siyu")
+    output.use_config_in_hints(Path("demo dir/siyu.toml"))
+    try:
+        assert output.hint("then `siyu config check`") == "then `siyu --config 'demo dir/siyu.toml' config check`"
+    finally:
+        output.use_config_in_hints(None)
+    assert output.hint("then `siyu config check`") == "then `siyu config check`"
