@@ -72,14 +72,17 @@ def _progress_bar(bar: Progress) -> Any:
 
 
 def apply(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """Stitch fans into members and post pending orders' and points events' points."""
+    """Complete stored callbacks, stitch fans into members, post pending orders' and points events' points."""
     state = get_context(ctx)
     engine = state.engine()
-    try:
+    from hub.webhooks.process import process_pending_blocking
+
+    try:  # stored callbacks first: their follow-ups call the platforms, then their records apply
+        callbacks = process_pending_blocking(state.host, state.settings, engine)
         applied = apply_pending(engine, state.host, state.settings)
     finally:
         engine.dispose()
-    emit({"ok": True, **asdict(applied)}, as_json, lambda _: _render_apply(applied))
+    emit({"ok": True, "callbacks": callbacks, **asdict(applied)}, as_json, lambda _: _render_apply(applied))
 
 
 def _render_apply(a: ApplySummary) -> None:

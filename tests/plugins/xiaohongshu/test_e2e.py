@@ -155,3 +155,26 @@ async def test_a_second_pass_reads_only_what_changed_since_the_first(database_ur
     assert first.complete and second.complete and second.resumed
     assert pages_first > 20 and pages_second <= 2, (pages_first, pages_second)
     assert second.updated == 1 and second.inserted == 0
+
+
+def test_siyu_apply_completes_a_push_whose_order_could_not_be_read_when_it_came(database_url, engine, tmp_path,
+                                                                               capsys):
+    from hub.people.phones import PhoneVault
+    from hub.webhooks.stored import event_payload, store_event
+
+    with serve_asgi(make_app(6, seed=2)) as sandbox:
+        some = sorted(httpx.get(f"{sandbox}/_admin/orders").json())[0]
+        # as the receiver stores a push when the platform could not be reached after the acknowledgement
+        payload = event_payload([], PhoneVault(PHONE_KEY), raw={"orders_changed": [some]},
+                                follow_up={"orders": [some]})
+        assert store_event(engine, "xiaohongshu", "shop", "sha256:pending-push", payload).created
+        config = tmp_path / "siyu.toml"
+        config.write_text(toml_for({"database": {"url": database_url}, "security": {"phone_key": PHONE_KEY},
+                                    "retry": FAST, "accounts": [account(sandbox, seed=2)]}))
+        capsys.readouterr()
+        assert main(["--config", str(config), "apply", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"]
+    [event] = rows(engine, WebhookEventRow)
+    assert event["status"] == "processed"
+    assert [o["order_id"] for o in rows(engine, OrderRow)] == [some]
