@@ -27,7 +27,7 @@ def demo(
     as_json: bool = JsonOption,
 ) -> None:
     """Sync, stitch, earn, refund, redeem, expire, take callbacks, push cards and read them back."""
-    from hub.demo.story import DemoOptions, run_demo
+    from hub.demo.story import STEPS, DemoOptions, run_demo
     from hub.sync.tuning import tuned_for_sync
 
     host = get_context(ctx).host
@@ -38,11 +38,12 @@ def demo(
 
             with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[note]}"),
                           TimeElapsedColumn(), transient=True) as bar:
-                task = bar.add_task("siyu demo", total=None, note="")
+                task = bar.add_task("siyu demo", total=len(STEPS), note="")
 
                 def advance(step: str, done: int, total: int | None) -> None:
                     note = f"{done} pages" if step == "sync" and done else ""
-                    bar.update(task, description=f"siyu demo: {step}", note=note)
+                    at = STEPS.index(step) if step in STEPS else len(STEPS)
+                    bar.update(task, description=f"siyu demo: {step}", note=note, completed=at)
 
                 doc = run_demo(host, options, advance)
         else:
@@ -77,4 +78,6 @@ def _render(d: dict[str, Any]) -> None:
     v = d["ledger_verify"]
     console.print("Ledger verify: clean." if v["ok"] else f"Ledger verify: {v['violations']} violations.")
     console.print(f"Added this run: {', '.join(f'{k} {n}' for k, n in d['added'].items())}.")
+    for problem in d["problems"]:
+        console.print(f"Problem: {problem}")
     console.print(f"Try: siyu --config {d['config']} report --html report.html")
