@@ -34,8 +34,10 @@ url = "{database_url}"
 # The key of the phone-number hashes.  Keep it secret and never change it: the hashes are how
 # one person is recognised across platforms.  `siyu init` wrote it to {key_file} (mode 600).
 phone_key = "file:{key_file}"
-# Set a Fernet key to also keep phone numbers encrypted (otherwise only their hashes are kept):
-# phone_encryption_key = "env:SIYU_PHONE_ENCRYPTION_KEY"
+# The Fernet key that encrypts what the database keeps of secrets at rest: the platforms' access
+# and refresh tokens, and phone numbers (without it only their hashes are kept, and tokens are in
+# clear).  `siyu init` wrote it to {encryption_key_file} (mode 600); back it up with the database.
+phone_encryption_key = "file:{encryption_key_file}"
 
 # One [[accounts]] table per brand account on a platform (`siyu plugins` lists the platforms).
 # [[accounts]]
@@ -56,7 +58,8 @@ def init(
     state = get_context(ctx)
     path = find_config(state.config_path)
     key_path = path.parent / "siyu.key"
-    for existing in (path, key_path):
+    encryption_key_path = path.parent / "siyu.encryption.key"
+    for existing in (path, key_path, encryption_key_path):
         if existing.exists():
             raise ConfigError(f"{existing} already exists; refusing to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,13 +78,18 @@ def init(
         raise
     finally:
         engine.dispose()
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(generate_phone_key() + "\n")
+    from cryptography.fernet import Fernet
+
+    for secret_path, secret in ((key_path, generate_phone_key()), (encryption_key_path, Fernet.generate_key().decode())):
+        fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret + "\n")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it will hold secrets
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(STARTER.format(database_url=database_url, key_file=key_path.name))
+        fh.write(STARTER.format(database_url=database_url, key_file=key_path.name,
+                                encryption_key_file=encryption_key_path.name))
     result = {"ok": True, "config": str(path), "phone_key_file": str(key_path),
+              "encryption_key_file": str(encryption_key_path),
               "database": storage.safe_url(url), "revision": revision}
     emit(result, as_json, lambda r: console.print(hint(
         f"Wrote {r['config']} and {r['phone_key_file']}; database {r['database']} is at revision "

@@ -50,5 +50,5 @@ def test_an_existing_database_keeps_its_mode(tmp_path):
 def test_siyu_init_writes_database_key_and_config_mode_600(tmp_path):
     result = run(["init"], tmp_path)
     assert result.returncode == 0, result.stderr
-    for name in ("siyu.db", "siyu.key", "siyu.toml"):
+    for name in ("siyu.db", "siyu.key", "siyu.encryption.key", "siyu.toml"):
         assert mode(tmp_path / name) == 0o600, name

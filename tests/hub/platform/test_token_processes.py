@@ -72,3 +72,26 @@ def test_tokens_are_encrypted_at_rest_when_a_key_is_configured(engine):
     # a deployment without a key keeps working with what it stored in clear
     DatabaseTokenStore(engine).save("testplat", "other", Token("plain", utcnow()))
     assert store.load("testplat", "other").access_token == "plain"
+
+
+def test_siyu_init_configures_the_key_that_encrypts_tokens_at_rest(tmp_path):
+    import subprocess as sp
+
+    from hub.config import load_settings
+    from hub.plugins import load_plugins
+
+    result = sp.run([sys.executable, "-m", "hub.cli", "--config", str(tmp_path / "siyu.toml"), "init", "--json"],
+                    cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    settings = load_settings(load_plugins(), tmp_path / "siyu.toml")
+    assert settings.phones.encrypts  # the Fernet key siyu init wrote (mode 600) is configured
+    from hub.storage import database as storage
+
+    engine = storage.create_engine(settings.database_url)
+    try:
+        DatabaseTokenStore(engine, settings.phones).save("wecom", "hq", Token("act.SECRET", utcnow()))
+        with engine.connect() as conn:
+            [stored] = conn.exec_driver_sql("SELECT access_token FROM tokens").one()
+    finally:
+        engine.dispose()
+    assert stored.startswith("fernet:") and "SECRET" not in stored
