@@ -224,14 +224,14 @@ def test_cli_list_drain_retry(engine, database_url, host, sandbox, tmp_path):
 
     listed = siyu("outbox", "list")
     assert listed.exit_code == 0, listed.output
-    rows = json.loads(listed.output)
+    rows = json.loads(listed.output)["items"]
     assert [(r["kind"], r["status"]) for r in rows] == [("message", "pending"), ("card_update", "pending")]
     assert "secret text" not in listed.output
     drained = siyu("outbox", "drain")
     assert drained.exit_code == 1
     doc = json.loads(drained.output)
     assert (doc["ok"], doc["sent"], doc["dead"], doc["retries"]) == (False, 1, 1, 2)
-    dead = [r for r in json.loads(siyu("outbox", "list").output) if r["status"] == "dead"]
+    dead = [r for r in json.loads(siyu("outbox", "list").output)["items"] if r["status"] == "dead"]
     assert len(dead) == 1 and "HTTP 503" in dead[0]["last_error"]
     sandbox.faults.clear()
     retried = siyu("outbox", "retry")

@@ -186,11 +186,11 @@ def test_siyu_sync_and_fans_commands_end_to_end(tmp_path, database_url, capsys):
         assert doc["ok"] and {s["stream"]: s["inserted"] for s in doc["streams"]} == {"fans": 70, "orders": 60}
         assert doc["streams"][0]["resumed"] is True
     assert main(["--config", str(config), "fans", "list", "--limit", "3", "--json"]) == 0
-    fans = json.loads(capsys.readouterr().out)
+    fans = json.loads(capsys.readouterr().out)["fans"]
     assert [f["platform_uid"] for f in fans] == ["u0000000", "u0000001", "u0000002"]
     assert fans[0]["has_phone"] is True and "phone_hash" not in fans[0]
     assert main(["--config", str(config), "fans", "show", "testplat", "main", "u0000003", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["union_id"] == "un3"
+    assert json.loads(capsys.readouterr().out)["fan"]["union_id"] == "un3"
     assert main(["--config", str(config), "fans", "show", "testplat", "main", "nobody"]) == 1
     assert "no fan testplat:main:nobody" in capsys.readouterr().err
     assert main(["--config", str(config), "sync", "--stream", "likes"]) == 1
