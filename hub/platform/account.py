@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from hub.adapter import Adapter
 from hub.config import AccountSettings, Settings
-from hub.platform.tokens import DatabaseTokenStore, MemoryTokenStore, TokenStore
+from hub.platform.tokens import MemoryTokenStore, TokenStore
+from hub.storage.tokens import DatabaseTokenStore
 from hub.platform.client import DEFAULT_TIMEOUT, HubClient, build_client
 from hub.platform.retry import RetryCounter
 from hub.plugins import PluginHost

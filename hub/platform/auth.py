@@ -47,7 +47,6 @@ from hub.adapter import AdapterConfig
 from hub.errors import PlatformError, TokenExpired
 from hub.platform.errormap import ErrorEntry, ErrorSource, check_response
 from hub.platform.tokens import Token, TokenStore
-from schemas.tables import utcnow
 
 if TYPE_CHECKING:
     from hub.adapter import Adapter
@@ -120,7 +119,7 @@ class TokenAuth(httpx.Auth):
 
     def is_fresh(self, token: Token | None) -> bool:
         """Whether ``token`` may be used as it is (not within :attr:`refresh_margin` of expiry)."""
-        return token is not None and token.expires_at - self.refresh_margin > utcnow()
+        return token is not None and token.expires_at - self.refresh_margin > datetime.now(UTC)
 
     def check_token_response(self, response: httpx.Response) -> None:
         """Raise the hub error a token (or renewal) answer stands for; by default the same table

@@ -10,7 +10,8 @@ import respx
 
 import hub
 from hub.platform.auth import TokenAuth
-from hub.platform.tokens import DatabaseTokenStore, MemoryTokenStore, Token, expires_in
+from hub.platform.tokens import MemoryTokenStore, Token, expires_in
+from hub.storage.tokens import DatabaseTokenStore
 from hub.platform.errormap import response_json
 from hub.platform.client import build_client
 from schemas.tables import utcnow

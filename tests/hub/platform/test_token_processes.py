@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from hub.platform.tokens import DatabaseTokenStore, Token
+from hub.platform.tokens import Token
+from hub.storage.tokens import DatabaseTokenStore
 from hub.testing import serve_asgi
 from schemas.tables import utcnow
 from siyu_testplatform.sandbox import make_app
