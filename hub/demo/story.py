@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from hub.sync.run import run_sync
 from hub.webhooks.process import process_pending_blocking
 from hub.webhooks.receiver import create_app
 from schemas.tables import (FanRow, LedgerEntryRow, MemberCardRow, MemberRow, MessageRow, OrderRow,
-                            PointsEventRow)
+                            PointsEventRow, utcnow)
 
 __all__ = ["BUILT_IN", "STEPS", "DemoOptions", "Progress", "built_in_platforms", "run_demo"]
 
@@ -62,7 +62,8 @@ Progress = Callable[[str, int, int | None], None]
 STEPS = ("sandboxes", "sync", "callbacks", "cards", "refund", "ledger", "push-back", "report")
 GIFT_KEY, REDEEM_KEY = "demo:gift", "demo:redemption"
 GIFT_POINTS, REDEEM_POINTS = 300, 100
-GIFT_AT, GIFT_EXPIRES = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 3, 31, tzinfo=UTC)
+GIFT_AGO, GIFT_LIFE = timedelta(days=60), timedelta(days=30)
+"""The gift was given 60 days before the first run and expired 30 days later."""
 COUNTED = {"fans": FanRow, "members": MemberRow, "orders": OrderRow, "points_events": PointsEventRow,
            "messages": MessageRow, "ledger_entries": LedgerEntryRow, "member_cards": MemberCardRow}
 
@@ -194,12 +195,17 @@ def _ledger(host: PluginHost, engine: sa.Engine, policy: Any) -> dict[str, Any]:
     member = _star(engine)
     if member is None:
         return {}
-    gift = post(engine, member_id=member, points=GIFT_POINTS, reason="welcome gift (expires 2025-03-31)",
-                key=GIFT_KEY, expires_at=GIFT_EXPIRES, now=GIFT_AT, policy=policy, host=host)
+    with engine.connect() as conn:  # given by an earlier run: its time stays that run's
+        gift_new = conn.execute(sa.select(LedgerEntryRow.__table__.c.entry_id).where(
+            LedgerEntryRow.__table__.c.idempotency_key == GIFT_KEY)).first() is None
+    if gift_new:
+        given = utcnow() - GIFT_AGO
+        post(engine, member_id=member, points=GIFT_POINTS, reason=f"welcome gift, valid {GIFT_LIFE.days} days",
+             key=GIFT_KEY, expires_at=given + GIFT_LIFE, now=given, policy=policy, host=host)
     expired = expire(engine, policy=policy, host=host)
     redeemed = redeem(engine, member_id=member, points=REDEEM_POINTS, key=REDEEM_KEY,
                       reason="redeemed for a coupon", policy=policy, host=host)
-    return {"member_id": member, "gift": GIFT_POINTS, "gift_new": gift.created,
+    return {"member_id": member, "gift": GIFT_POINTS, "gift_new": gift_new,
             "expired_entries": len(expired), "expired_points": -sum(p.entry.points for p in expired),
             "redeemed": REDEEM_POINTS, "redemption_new": redeemed.created, "balance": redeemed.balance}
 

@@ -25,7 +25,8 @@ from hub.storage import database as storage
 from tests.hub.report.rows import fill
 
 ROOT = Path(__file__).resolve().parents[3]
-BUILT_INS = "douyin,wecom,alipay,kuaishou,xiaohongshu"  # the demo a user gets: no test-only platforms
+BUILT_INS = "alipay,douyin,kuaishou,wecom,xiaohongshu"
+DEMO_PEOPLE = "400"
 WINDOW = (1280, 1800)
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -153,16 +154,18 @@ def test_a_report_of_known_rows_in_chromium_shows_the_json_numbers(tmp_path: Pat
 
 
 def test_the_demo_report_in_chromium_shows_the_json_numbers_and_makes_the_png(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``siyu demo`` into tmp, ``siyu report --html FILE --json``, the page checked and photographed."""
     binary = _chromium()
-    monkeypatch.setenv("SIYU_LOAD_PLUGINS", BUILT_INS)
-    code = main(["demo", "--dir", str(tmp_path / "demo"), "--fans", "80", "--json"])
-    demo = json.loads(capsys.readouterr().out)
-    assert code == 0, [f"{s['platform']} {s['stream']}: {s['error']}" for s in demo.get("streams", []) if s["error"]]
+    code = main(["demo", "--dir", str(tmp_path / "demo"), "--people", DEMO_PEOPLE, "--json"])
+    demo = json.loads(capsys.readouterr().out)["demo"]
+    assert code == 0, demo["problems"]
+    assert demo["platforms"] == BUILT_INS.split(",")  # the demo a user gets: no test-only platforms
     page = tmp_path / "report.html"
     report = _report(["--config", str(tmp_path / "demo" / "siyu.toml")], page, capsys)
     assert report["fans"]["total"] > 0 and report["points"]["series"]
+    assert sum(d["members"] for d in report["overlap"]["by_degree"] if d["platforms"] > 1) > 0
+    assert report["cards"]["cards"] == report["cards"]["in_step"] > 0  # every card read back in step
     check_page(binary, report, page, tmp_path / "profile")
 
     shot = tmp_path / "report.png"
