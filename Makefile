@@ -28,6 +28,7 @@ install: $(STAMP)
 install-test: $(TEST_STAMP)
 
 demo: $(STAMP)
+	$(BIN)/siyu plugins
 	$(BIN)/siyu demo --dir $(DEMO)
 
 test: $(TEST_STAMP)
