@@ -19,14 +19,13 @@ from hub.config import Settings
 from hub.ledger.cards import enqueue_many
 from hub.sync.store import upsert
 from schemas import CardStatus, Fan
-from schemas.tables import FanRow, MemberCardRow, MemberRow, OutboxRow, utcnow
+from schemas.tables import FanRow, MemberCardRow, MemberRow
 
-__all__ = ["READERS", "give_wecom_cards", "queue_every_card", "read_back", "record_pushed"]
+__all__ = ["READERS", "give_wecom_cards", "queue_every_card", "read_back"]
 
 fans = FanRow.__table__
 cards = MemberCardRow.__table__
 members = MemberRow.__table__
-outbox = OutboxRow.__table__
 SAMPLE = 3
 
 
@@ -111,29 +110,6 @@ def queue_every_card(engine: sa.Engine) -> int:
     with engine.begin() as conn:
         changed = {r.member_id: (int(r.balance), int(r.level)) for r in _live_cards(conn)}
         return enqueue_many(conn, changed)
-
-
-def record_pushed(engine: sa.Engine) -> int:
-    """Set each active card's ``balance`` and ``level`` to those of its newest card update sent.
-
-    The report counts a card in step when these equal its member's; the drainer does not record
-    them yet, so the demo does after its drain.  Returns how many cards it set.
-    """
-    newest = (sa.select(outbox.c.platform, outbox.c.account_id, outbox.c.target, sa.func.max(outbox.c.id).label("id"))
-              .where(outbox.c.kind == "card_update", outbox.c.status == "done")
-              .group_by(outbox.c.platform, outbox.c.account_id, outbox.c.target).subquery())
-    with engine.begin() as conn:
-        rows = conn.execute(sa.select(outbox.c.platform, outbox.c.account_id, outbox.c.payload)
-                            .join(newest, newest.c.id == outbox.c.id)).all()
-        set_ = 0
-        for r in rows:
-            p = r.payload
-            set_ += conn.execute(cards.update().where(
-                cards.c.platform == r.platform, cards.c.account_id == r.account_id, cards.c.card_no == p.get("card_no"),
-                cards.c.status == "active",
-                sa.or_(cards.c.balance != p["balance"], cards.c.level != p["level"]),
-            ).values(balance=p["balance"], level=p["level"], updated_at=utcnow())).rowcount
-    return set_
 
 
 def read_back(engine: sa.Engine, sandboxes: Mapping[str, str]) -> dict[str, dict[str, Any]]:

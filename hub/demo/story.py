@@ -299,7 +299,6 @@ def run_demo(host: PluginHost, options: DemoOptions, progress: Progress | None =
             tell("push-back", 0, None)
             queued = demo_cards.queue_every_card(engine)
             steps["push_back"] = {"queued": queued, **_drain(engine, host, settings)}
-            demo_cards.record_pushed(engine)
             card_check = demo_cards.read_back(engine, urls)
             tell("report", 0, None)
             violations = verify(engine, policy=policy)

@@ -52,7 +52,7 @@ from hub.ledger.cards import CARD_UPDATE
 from hub.plugins import PluginHost
 from hub.platform.account import AccountHandle, open_account
 from schemas import MemberCard, Message
-from schemas.tables import OutboxRow, utcnow
+from schemas.tables import MemberCardRow, OutboxRow, utcnow
 
 __all__ = [
     "CARD_UPDATE",
@@ -71,6 +71,7 @@ __all__ = [
 log = logging.getLogger("siyu.outbox")
 
 outbox = OutboxRow.__table__
+cards = MemberCardRow.__table__
 MESSAGE = "message"
 STATUSES = ("pending", "sending", "done", "dead", "superseded")
 SUPERSEDING_KINDS = frozenset({CARD_UPDATE})
@@ -279,13 +280,22 @@ class Drainer:
                 return claim, superseded
 
     def _finish(self, claim: _Claim, status: str, error: str | None, due: datetime | None = None) -> bool:
+        """Record the send's outcome; a card update the platform took also becomes what the hub's
+        member card says was pushed (its balance and level), in the same transaction."""
         now = self.clock()
         with self.engine.begin() as conn:
-            return conn.execute(
+            finished = conn.execute(
                 outbox.update()
                 .where(outbox.c.id == claim.id, outbox.c.status == "sending", outbox.c.attempts == claim.token)
                 .values(status=status, last_error=error, available_at=due or now, updated_at=now)
             ).rowcount == 1
+            if finished and status == "done" and claim.kind == "card_update":
+                payload = claim.payload
+                conn.execute(cards.update().where(
+                    cards.c.member_id == payload["member_id"], cards.c.platform == claim.platform,
+                    cards.c.account_id == claim.account_id,
+                ).values(balance=payload["balance"], level=payload["level"], updated_at=now))
+            return finished
 
     def _renew(self, claim: _Claim) -> None:
         now = self.clock()

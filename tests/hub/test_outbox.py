@@ -255,3 +255,18 @@ def test_an_interrupted_drainer_gives_its_item_back(engine, database_url, sandbo
     finally:
         proc.kill()
     assert statuses(engine)[held] == ("pending", 1, None)
+
+
+def test_a_card_update_the_platform_took_is_what_the_member_card_says_was_pushed(engine, drainer, sandbox):
+    from schemas.tables import MemberCardRow, MemberRow
+
+    with engine.begin() as conn:
+        member_id = conn.execute(sa.insert(MemberRow.__table__).values(balance=1234, lifetime_points=1234, level=2)
+                                 .returning(MemberRow.__table__.c.member_id)).scalar_one()
+        conn.execute(sa.insert(MemberCardRow.__table__).values(member_id=member_id, platform="cardtest",
+                                                               account_id="shop", card_no=f"NO{member_id}"))
+    insert(engine, card_item(member_id, 1234, level=2))
+    assert drain(drainer).sent == 1
+    with engine.connect() as conn:
+        card = conn.execute(sa.select(MemberCardRow.__table__)).one()
+    assert (card.balance, card.level) == (1234, 2)  # the report counts this card in step
