@@ -126,7 +126,12 @@ def check_response(source: ErrorSource, response: httpx.Response, *, account_id:
         raise TransientError(f"HTTP {status}", code=status, **context)
     if status == 429:
         raise RateLimited(f"HTTP {status}", retry_after=retry_after, code=status, **context)
-    found = source.error_code(response)
+    try:
+        found = source.error_code(response)
+    except PermanentError:
+        if status < 400:
+            raise
+        found = None  # not the platform's body (an HTML error page, say): the HTTP status decides
     if found is not None:
         code, message = found
         raise error_for_code(source.error_codes or {}, code, message or "platform error", retry_after=retry_after, **context)

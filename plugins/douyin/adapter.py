@@ -91,12 +91,7 @@ class DouyinAdapter(hub.Adapter):
     # -- envelope -----------------------------------------------------------------------------
 
     def error_code(self, response: httpx.Response) -> tuple[Any, str] | None:
-        try:
-            body = response_json(response, platform=self.platform)
-        except hub.PermanentError:
-            if response.status_code >= 400:
-                return None  # an HTML error page: let the HTTP status decide
-            raise
+        body = response_json(response, platform=self.platform)  # not JSON on a 4xx/5xx: the status decides
         found = envelope_error(body)
         return None if found is None else (found[0], cause(*found))
 

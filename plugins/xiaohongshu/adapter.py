@@ -118,12 +118,7 @@ class XiaohongshuAdapter(hub.Adapter):
     # -- envelope -----------------------------------------------------------------------------
 
     def error_code(self, response: httpx.Response) -> tuple[Any, str] | None:
-        try:
-            body = response_json(response, platform=self.platform)
-        except hub.PermanentError:
-            if response.status_code >= 400:
-                return None  # an HTML error page: the HTTP status decides
-            raise
+        body = response_json(response, platform=self.platform)  # not JSON on a 4xx/5xx: the status decides
         return envelope_error(body)
 
     async def _call(self, method: str, **params: Any) -> dict[str, Any]:

@@ -84,3 +84,25 @@ def test_retryability_is_decided_by_the_class():
 @pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), ("0", 0.0), (None, None), ("soon", None), ("-3", 0.0)])
 def test_retry_after_header(header, seconds):
     assert parse_retry_after(header) == seconds
+
+
+class Enveloped(hub.Adapter):
+    """Reads its code with hub.response_json, as the plugins do: a body that is not JSON raises."""
+
+    platform = "enveloped"
+    error_codes = {7: hub.TokenExpired}
+
+    def error_code(self, response):
+        body = hub.response_json(response, platform=self.platform)
+        return None if body.get("code", 0) == 0 else (body["code"], "")
+
+
+@pytest.mark.parametrize(("status", "expected", "message"), [
+    (401, hub.TokenExpired, "HTTP 401"),      # an HTML error page: the status decides
+    (404, hub.PermanentError, "HTTP 404"),
+    (200, hub.PermanentError, "not valid JSON"),  # a success that is not the platform's body
+])
+def test_a_body_that_is_not_the_platforms_leaves_an_error_status_to_decide(status, expected, message):
+    adapter = Enveloped(config=Enveloped.Config(), client=None)
+    with pytest.raises(expected, match=message):
+        check_response(adapter, respond(status, content=b"<html>not here</html>"), account_id="a")
