@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from hub.cli.context import get_context
-from hub.cli.output import JsonOption, console, emit, table
+from hub.cli.output import JsonOption, console, emit, hint, table
 
 __all__ = ["demo"]
 
@@ -54,6 +54,8 @@ def demo(
 
 
 def _render(d: dict[str, Any]) -> None:
+    from hub.cli.report import render_report
+
     s = d["steps"]
     console.print(f"siyu demo: {d['people']} people on {', '.join(d['platforms'])}, in {d['seconds']} s.")
     console.print(f"Sync: {s['sync']['inserted']} records new, {s['sync']['updated']} updated, "
@@ -80,4 +82,6 @@ def _render(d: dict[str, Any]) -> None:
     console.print(f"Added this run: {', '.join(f'{k} {n}' for k, n in d['added'].items())}.")
     for problem in d["problems"]:
         console.print(f"Problem: {problem}")
-    console.print(f"Try: siyu --config {d['config']} report --html report.html")
+    console.print()
+    render_report({"report": d["report"], "html": d["report_html"]})
+    console.print(hint(f"Open {d['report_html']}, or try `siyu --config {d['config']} fans list`."))

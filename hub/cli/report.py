@@ -13,7 +13,7 @@ from hub.errors import ConfigError
 from hub.report import compute_figures, render_html
 from hub.storage import database as storage
 
-__all__ = ["report"]
+__all__ = ["render_report", "report"]
 
 
 def report(
@@ -41,10 +41,11 @@ def report(
     doc: dict[str, Any] = {"ok": True, "report": figures}
     if html is not None:
         doc["html"] = str(html)
-    emit(doc, as_json, _render)
+    emit(doc, as_json, render_report)
 
 
-def _render(doc: dict[str, Any]) -> None:
+def render_report(doc: dict[str, Any]) -> None:
+    """The report's figures as tables (``doc``: ``report``, and ``html`` where the page was written)."""
     f = doc["report"]
     table("Fans", ["account", "fans", "following", "stitched"],
           [(f"{a['platform']}:{a['account_id']}", a["fans"], a["following"], a["stitched"]) for a in f["fans"]["by_account"]])

@@ -43,7 +43,8 @@ from hub.people.phones import generate_phone_key
 from hub.platform.population import population
 from hub.platform.sandbox import account_toml, build_sandbox, free_port, serve_asgi
 from hub.plugins import PluginHost
-from hub.report import compute_figures
+from hub.people.members import refresh_tiers
+from hub.report import compute_figures, render_html
 from hub.storage import database as storage
 from hub.storage.tokens import clear_tokens
 from hub.sync.apply import apply_pending
@@ -301,8 +302,11 @@ def run_demo(host: PluginHost, options: DemoOptions, progress: Progress | None =
             steps["push_back"] = {"queued": queued, **_drain(engine, host, settings)}
             card_check = demo_cards.read_back(engine, urls)
             tell("report", 0, None)
+            steps["tiers"] = {"changed": refresh_tiers(engine, host=host)}  # the funnel: 潜在 → 路人 → 好感 → 真爱
             violations = verify(engine, policy=policy)
             figures = compute_figures(engine, accounts=[(a.platform, a.id) for a in settings.accounts])
+            report_html = directory / "report.html"
+            report_html.write_text(render_html(figures), encoding="utf-8")
             after = _counts(engine)
             tell("done", 0, None)
         finally:
@@ -322,6 +326,7 @@ def run_demo(host: PluginHost, options: DemoOptions, progress: Progress | None =
         "points": figures["points"]["totals"], "cards": card_check,
         "ledger_verify": {"ok": not violations, "violations": len(violations),
                           "first": [str(v) for v in violations[:5]]},
+        "report": figures, "report_html": str(report_html),
         "added": {k: after[k] - before[k] for k in after}, "seconds": round(time.monotonic() - started, 1),
         "step_seconds": seconds,
     }
