@@ -62,6 +62,11 @@ def conninfo(url: sa.URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+FINISH_ATTEMPTS = 60
+"""Tries to record a finished run while the database is away (a run left ``running`` is reset
+when the worker starts again)."""
+
+
 class PgScheduler:
     """Runs the jobs through procrastinate, sharing them with every daemon on the database.
 
@@ -114,6 +119,9 @@ class PgScheduler:
                 await self._pause(RETRY_SECONDS)
         while not self._stopping.is_set():
             try:
+                # runs this daemon left "running" (its worker stopped under them, the database
+                # away) are over: due again, or their job would never be deferred again
+                await asyncio.to_thread(interrupt_running, self.engine, owner=self.owner)
                 await self._work()
             except Exception as exc:  # noqa: BLE001 - the database went away: wait, then work again
                 self.running = False
@@ -206,12 +214,21 @@ class PgScheduler:
         try:
             error = await self.work.run(job, woken=job.kind == APPLY)
         except asyncio.CancelledError:
-            await asyncio.to_thread(interrupt_running, self.engine, owner=self.owner)
+            with contextlib.suppress(SQLAlchemyError):  # else the worker's restart does it
+                await asyncio.to_thread(interrupt_running, self.engine, owner=self.owner)
             raise
+        except Exception as exc:  # noqa: BLE001 - the database went away mid-run: an error, due again
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         self._failures[name] = self._failures.get(name, 0) + 1 if error else 0
         following = next_due(job, started, failures=self._failures[name], backoff=self.backoff)
-        await asyncio.to_thread(mark_finished, self.engine, name, error=error, started=started, finished=utcnow(),
-                                next_due=following)
+        finished = utcnow()
+        for _ in range(FINISH_ATTEMPTS):  # the run is over: record it once the database answers again
+            try:
+                await asyncio.to_thread(mark_finished, self.engine, name, error=error, started=started,
+                                        finished=finished, next_due=following)
+                break
+            except SQLAlchemyError:
+                await self._pause(RETRY_SECONDS)
         self.metrics.job_runs.labels(job.kind, "error" if error else "ok").inc()
         self.metrics.job_seconds.labels(job.kind).observe(time.monotonic() - clock)
         log.info("ran %s due %s: %s", name, due, "error" if error else "ok")
