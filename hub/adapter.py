@@ -91,11 +91,17 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class PushResult:
-    """What a push did: ``accepted`` by the platform, with the platform's reference if any."""
+    """What a push did: ``accepted`` by the platform, with the platform's reference if any.
+
+    :param card_no: the card's number on the platform, when a card push learned it (it opened the
+        card, or found the one the member holds); the hub records it on the member card in the
+        transaction that records the push, and later pushes of that card carry it.
+    """
 
     accepted: bool
     reference: str | None = None
     detail: str | None = None
+    card_no: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,10 @@ Rules the drainer keeps:
 * **Supersede.**  A card update carries the whole card (balance, level), so an older unsent
   ``card_update`` is ``superseded`` by any newer one of its target that is pending, in flight or
   done.  Messages are never superseded: each one is sent.
+* **Card numbers.**  A card update is sent to the number its member card has when it is
+  claimed (queued earlier, it may carry none, or one the platform has replaced since).  A push
+  that learns the card's number (:attr:`hub.adapter.PushResult.card_no`: it opened the card)
+  has it recorded on the member card when it is marked ``done``.
 * **Once.**  A drainer claims an item before sending it, in one conditional ``UPDATE``
   (``status`` → ``sending``, ``available_at`` → the end of its lease, ``attempts`` + 1), so two
   drainers never send one item at the same time.  The claim's ``attempts`` value is the
@@ -274,14 +278,18 @@ class Drainer:
                     .returning(outbox.c.platform, outbox.c.account_id, outbox.c.kind, outbox.c.target,
                                outbox.c.payload, outbox.c.attempts, outbox.c.inserted_at)
                 ).one_or_none()
+                payload = _current_card_no(conn, row) if row is not None else None
             if row is not None:  # else another drainer took it first: look again
-                claim = _Claim(candidate.id, row.platform, row.account_id, row.kind, row.target, row.payload,
-                               row.attempts, row.inserted_at)
+                claim = _Claim(candidate.id, row.platform, row.account_id, row.kind, row.target,
+                               payload or row.payload, row.attempts, row.inserted_at)
                 return claim, superseded
 
-    def _finish(self, claim: _Claim, status: str, error: str | None, due: datetime | None = None) -> bool:
+    def _finish(self, claim: _Claim, status: str, error: str | None, due: datetime | None = None,
+                card_no: str | None = None) -> bool:
         """Record the send's outcome; a card update the platform took also becomes what the hub's
-        member card says was pushed (its balance and level), in the same transaction."""
+        member card says was pushed (its balance and level, and ``card_no`` when the push learned
+        the card's number and the card still has the number it was sent to), in the same
+        transaction."""
         now = self.clock()
         with self.engine.begin() as conn:
             finished = conn.execute(
@@ -289,12 +297,16 @@ class Drainer:
                 .where(outbox.c.id == claim.id, outbox.c.status == "sending", outbox.c.attempts == claim.token)
                 .values(status=status, last_error=error, available_at=due or now, updated_at=now)
             ).rowcount == 1
-            if finished and status == "done" and claim.kind == "card_update":
+            if finished and status == "done" and claim.kind == CARD_UPDATE:
                 payload = claim.payload
+                values: dict[str, Any] = {"balance": payload["balance"], "level": payload["level"], "updated_at": now}
+                if card_no:
+                    values["card_no"] = sa.case((cards.c.card_no.is_not_distinct_from(payload.get("card_no")), card_no),
+                                                else_=cards.c.card_no)
                 conn.execute(cards.update().where(
                     cards.c.member_id == payload["member_id"], cards.c.platform == claim.platform,
                     cards.c.account_id == claim.account_id,
-                ).values(balance=payload["balance"], level=payload["level"], updated_at=now))
+                ).values(**values))
             return finished
 
     def _renew(self, claim: _Claim) -> None:
@@ -313,9 +325,10 @@ class Drainer:
 
     async def _deliver(self, handle: AccountHandle, claim: _Claim) -> ItemOutcome:
         keeper = asyncio.create_task(self._keep_lease(claim))
-        status, error, due = "done", None, None
+        status, error, due, card_no = "done", None, None, None
         try:
             result = await _send(handle, claim)
+            card_no = result.card_no
             if not result.accepted:
                 status, error = "dead", f"refused by the platform: {result.detail or 'no detail'}"[:MAX_ERROR_LENGTH]
         except (TransientError, RateLimited, TokenExpired) as exc:
@@ -334,7 +347,7 @@ class Drainer:
             raise
         finally:
             keeper.cancel()
-        finished = await asyncio.to_thread(self._finish, claim, status, error, due)
+        finished = await asyncio.to_thread(self._finish, claim, status, error, due, card_no)
         if not finished:
             log.warning("outbox item %d: its claim expired during the send; another drainer took it", claim.id)
             status = "lost"
@@ -362,6 +375,19 @@ class Drainer:
                 .where(outbox.c.id == claim.id, outbox.c.status == "sending", outbox.c.attempts == claim.token)
                 .values(status="pending", available_at=now, updated_at=now)
             )
+
+
+def _current_card_no(conn: sa.Connection, row: Any) -> dict[str, Any] | None:
+    """A card update's payload with the number its card has now, when that differs from the one
+    it was queued with (a push that opened the card since gave it its number); else ``None``."""
+    if row.kind != CARD_UPDATE or not isinstance(row.payload, dict) or "member_id" not in row.payload:
+        return None
+    now_no = conn.execute(sa.select(cards.c.card_no).where(
+        cards.c.member_id == row.payload["member_id"], cards.c.platform == row.platform,
+        cards.c.account_id == row.account_id)).scalar_one_or_none()
+    if now_no is None or now_no == row.payload.get("card_no"):
+        return None
+    return {**row.payload, "card_no": now_no}
 
 
 async def _send(handle: AccountHandle, claim: _Claim) -> PushResult:
