@@ -53,6 +53,10 @@ class TokenStore(Protocol):
 
     def slot(self, platform: str, account_id: str) -> TokenSlot: ...
 
+    def forget(self, platform: str, account_id: str) -> None:
+        """Delete the token stored under ``(platform, key)``, if any (one no longer needed)."""
+        ...
+
 
 class Cipher(Protocol):
     """What encrypts tokens at rest (the deployment's :class:`hub.people.phones.PhoneVault`)."""
@@ -96,6 +100,9 @@ class MemoryTokenStore:
 
     def slot(self, platform: str, account_id: str) -> TokenSlot:
         return _MemorySlot(self, platform, account_id)
+
+    def forget(self, platform: str, account_id: str) -> None:
+        self.tokens.pop((platform, account_id), None)
 
 
 def expires_in(seconds: float) -> datetime:

@@ -178,6 +178,11 @@ class DatabaseTokenStore:
     def slot(self, platform: str, account_id: str) -> TokenSlot:
         return _DatabaseSlot(self, platform, account_id)
 
+    def forget(self, platform: str, account_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.table).where(self.table.c.platform == platform,
+                                                     self.table.c.account_id == account_id))
+
     def read(self, conn: sa.Connection, platform: str, account_id: str) -> Token | None:
         """The stored token, through ``conn``."""
         t = self.table
