@@ -5,18 +5,19 @@ from __future__ import annotations
 import sys
 from contextlib import ExitStack
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
-from hub.people.queries import get_fan, list_fans
-from hub.sync.apply import ApplySummary, apply_pending
 from hub.sync.engine import STREAMS, StreamSummary
 from hub.sync.run import check_selection, run_sync
 from hub.sync.tuning import tuned_for_sync
+
+if TYPE_CHECKING:
+    from hub.sync.apply import ApplySummary
 
 __all__ = ["apply", "fans_app", "sync"]
 
@@ -75,6 +76,7 @@ def apply(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Complete stored callbacks, stitch fans into members, post pending orders' and points events' points."""
     state = get_context(ctx)
     engine = state.engine()
+    from hub.sync.apply import apply_pending
     from hub.webhooks.process import process_pending_blocking
 
     try:  # stored callbacks first: their follow-ups call the platforms, then their records apply
@@ -119,6 +121,8 @@ def fans_list(
     """List synced fans (phone numbers are never shown: only whether one is known)."""
     engine = get_context(ctx).engine()
     try:
+        from hub.people.queries import list_fans
+
         rows = list_fans(engine, platform=platform, account_id=account, limit=limit)
     finally:
         engine.dispose()
@@ -133,6 +137,8 @@ def fans_show(ctx: typer.Context, platform: str, account: str, uid: str, as_json
     """Show one synced fan."""
     engine = get_context(ctx).engine()
     try:
+        from hub.people.queries import get_fan
+
         fan = get_fan(engine, platform, account, uid)
     finally:
         engine.dispose()

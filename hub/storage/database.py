@@ -9,20 +9,18 @@ scripts shipped in ``hub/storage/migrations``.  A command that needs the databas
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from pydantic_core import to_json
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from hub.errors import SchemaOutOfDate, StorageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 __all__ = [
     "create_engine",
@@ -31,10 +29,16 @@ __all__ = [
     "head_revision",
     "open_database",
     "safe_url",
+    "script_head",
     "upgrade",
 ]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA_REVISION = "0007"
+"""The newest migration in :data:`MIGRATIONS`: the schema this code reads and writes.  Every
+command checks a database against it, so it is written here rather than found by loading Alembic
+and every migration script (a third of a short command's start-up); a test checks that it is
+Alembic's head (:func:`script_head`)."""
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -106,6 +110,8 @@ def create_engine(url: str, *, create_dirs: bool = True, **kwargs: Any) -> sa.En
 
 
 def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -113,8 +119,17 @@ def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
 
 
 def head_revision() -> str:
+    """The revision a database must be at for this code (:data:`SCHEMA_REVISION`)."""
+    return SCHEMA_REVISION
+
+
+def script_head() -> str:
+    """The head of the migration scripts, as Alembic finds it (several heads are an error)."""
+    from alembic.script import ScriptDirectory
+
     heads = ScriptDirectory.from_config(_alembic_config()).get_heads()
-    assert len(heads) == 1, f"migrations have several heads: {heads}"
+    if len(heads) != 1:
+        raise StorageError(f"migrations have several heads: {', '.join(sorted(heads))}")
     return heads[0]
 
 
@@ -126,20 +141,31 @@ def _connect(engine: sa.Engine) -> sa.Connection:
         raise StorageError(f"cannot reach database {safe_url(engine.url)}: {reason}") from exc
 
 
+def _revision(conn: sa.Connection) -> str | None:
+    """The revision Alembic recorded in the database (``None``: never migrated)."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
 def current_revision(engine: sa.Engine) -> str | None:
+    """The database's schema revision (``None``: no schema yet)."""
     with _connect(engine) as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _revision(conn)
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str]:
     """Apply pending migrations; returns ``(revision before, revision after)``."""
+    from alembic import command
+
     with _connect(engine) as conn:
-        before = MigrationContext.configure(conn).get_current_revision()
+        before = _revision(conn)
+        conn.rollback()  # the look-up's transaction ends before Alembic begins its own
         command.upgrade(_alembic_config(conn), revision)
         conn.commit()
         if conn.dialect.name == "postgresql":
             apply_job_engine_schema(conn)
-        after = MigrationContext.configure(conn).get_current_revision()
+        after = _revision(conn)
     return before, after or ""
 
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from hub.config import Settings
 from hub.errors import ConfigError
 from hub.plugins import PluginHost
-from hub.sync.apply import ApplySummary, apply_pending
 from hub.sync.engine import STREAMS, ProgressCallback, StreamSummary, sync_accounts
+
+if TYPE_CHECKING:
+    from hub.sync.apply import ApplySummary
 
 __all__ = ["SyncRun", "check_selection", "run_sync"]
 
@@ -89,4 +91,8 @@ def run_sync(
     streams = asyncio.run(sync_accounts(host, settings, engine, platform=platform, account_id=account_id,
                                         stream=stream, full=full, max_pages=max_pages, concurrency=concurrency,
                                         progress=progress))
-    return SyncRun(streams, apply_pending(engine, host, settings) if apply else None)
+    if not apply:
+        return SyncRun(streams)
+    from hub.sync.apply import apply_pending  # the ledger and stitching: loaded when they are used
+
+    return SyncRun(streams, apply_pending(engine, host, settings))

@@ -140,6 +140,13 @@ def test_an_out_of_date_schema_is_refused(blank_database_url):
     storage.open_database(blank_database_url).dispose()
 
 
+def test_the_schema_revision_commands_check_against_is_the_migrations_head():
+    """Commands check a database against a written revision (no Alembic at start-up); a new
+    migration must move it."""
+    assert storage.head_revision() == storage.script_head(), (
+        "a migration was added: set hub.storage.database.SCHEMA_REVISION to its revision")
+
+
 def test_an_unreachable_database_is_one_clear_error():
     with pytest.raises(StorageError, match=r"cannot reach database postgresql\+psycopg://siyu:\*\*\*@127.0.0.1:1/x"):
         storage.open_database("postgresql+psycopg://siyu:hunter2@127.0.0.1:1/x")
