@@ -1,15 +1,19 @@
 """Alipay JSON → canonical records, and canonical cards → Alipay's ``MerchantCard``; pure functions.
 
-The activation flow's answers (``alipay.system.oauth.token``, ``activateform.query``,
-``card.open``) become one :class:`schemas.Fan` keyed by the user's ``open_id`` (``user_id``, the
-legacy 2088… id, when there is no ``open_id``), carrying the phone from the form and the card's
-``biz_card_no``; the hub then stitches it and makes the card the member's.
+The activation flow's answers (``alipay.system.oauth.token``, ``activateform.query``) become one
+:class:`schemas.Fan` keyed by the user's ``open_id`` (``user_id``, the legacy 2088… id, when
+there is no ``open_id``), carrying the phone from the form and an active card whose number is
+not known yet: :func:`pending_card_no` (``open-pending:<user>``).  The hub stitches the fan, makes
+the card the member's and queues the member's balance for it; the push opens the card
+(``card.open`` with ``external_card_no`` = the member id) and returns its ``biz_card_no``,
+which the hub records in place of the pending number.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,12 +31,19 @@ __all__ = [
     "form_values",
     "level_name",
     "notify_fan",
+    "open_ext_info",
     "out_serial_no",
+    "pending_card_no",
+    "pending_holder",
     "points_text",
+    "uid_user",
     "user_key",
 ]
 
 PLATFORM = "alipay"
+PENDING = "open-pending:"
+"""The prefix of a card number that stands for a card still to be opened for the user after it."""
+LEGACY_USER_ID = re.compile(r"2088\d{12}")
 
 
 def user_key(node: Mapping[str, Any]) -> str | None:
@@ -82,32 +93,54 @@ def _phone(value: str | None) -> str | None:
         return None  # not a mainland mobile number: kept nowhere
 
 
-def external_card_no(account_id: str, uid: str) -> str:
-    """The merchant card number sent on ``card.open``: stable for one user of one account, so that
-    a retried open sends the same number, and free of the user's id (32 characters)."""
-    return "SY" + hashlib.sha256(f"{account_id}\x00{uid}".encode()).hexdigest()[:30].upper()
+def external_card_no(member_id: int) -> str:
+    """The merchant card number sent on ``card.open``: the hub's member id."""
+    return str(member_id)
 
 
-def out_serial_no(request_id: str, auth_code: str) -> str:
-    """``out_serial_no`` of one activation: the same for every attempt of that activation."""
-    return "SYO" + hashlib.sha256(f"{request_id}\x00{auth_code}".encode()).hexdigest()[:29]
+def out_serial_no(member_id: int, uid: str) -> str:
+    """``out_serial_no`` of opening ``uid``'s card for ``member_id``: the same on every retry."""
+    return "SYO" + hashlib.sha256(f"{member_id}\x00{uid}".encode()).hexdigest()[:29]
 
 
-def activation_fan(account_id: str, user: Mapping[str, Any], form: Mapping[str, str], biz_card_no: str,
-                   *, phone_field: str) -> Fan:
-    """The fan an activation made: keyed by the user, with the form's phone and the new card.
+def pending_card_no(uid: str) -> str:
+    """The card number of an activated card not opened yet: ``open-pending:<user>``."""
+    return PENDING + uid
+
+
+def pending_holder(card_no: str) -> str | None:
+    """The user a :func:`pending_card_no` stands for (``None`` for a real card number)."""
+    return card_no[len(PENDING):] or None if card_no.startswith(PENDING) else None
+
+
+def uid_user(uid: str, known: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The user ``uid`` as the token answer names them: ``known`` (what Alipay said) when it
+    names them, else ``user_id`` for a legacy 2088… id and ``open_id`` for anything else."""
+    if known and user_key(known) == uid:
+        return {k: str(known[k]) for k in ("open_id", "user_id") if known.get(k)}
+    return {"user_id": uid} if LEGACY_USER_ID.fullmatch(uid) else {"open_id": uid}
+
+
+def open_ext_info(card: MemberCard, names: Sequence[str], *, open_date: str, valid_date: str) -> dict[str, str]:
+    """``card_ext_info`` of ``card.open``: the member id as ``external_card_no``, the dates, and
+    the member's unified balance and level, so the card shows them from the start."""
+    return {"external_card_no": external_card_no(card.member_id), "open_date": open_date, "valid_date": valid_date,
+            **card_info(card, names)}
+
+
+def activation_fan(account_id: str, user: Mapping[str, Any], form: Mapping[str, str], *, phone_field: str) -> Fan:
+    """The fan an activation made: keyed by the user, with the form's phone and a card to open.
 
     :param account_id: the hub's account.
-    :param user: ``alipay.system.oauth.token``'s answer (``open_id`` and/or ``user_id``).
+    :param user: who ``alipay.system.oauth.token`` says the user is (``open_id`` and/or ``user_id``).
     :param form: :func:`form_values` of ``activateform.query``.
-    :param biz_card_no: ``card.open``'s ``card_info.biz_card_no``.
     :param phone_field: the form field holding the phone (``OPEN_FORM_FIELD_MOBILE``).
     """
     uid = user_key(user)
     if uid is None:
         raise ValueError("the token answer names no open_id or user_id")
     fields: dict[str, Any] = {"platform": PLATFORM, "account_id": account_id, "platform_uid": uid,
-                              "card_no": biz_card_no, "card_status": CardStatus.ACTIVE}
+                              "card_no": pending_card_no(uid), "card_status": CardStatus.ACTIVE}
     phone = _phone(form.get(phone_field))
     if phone:
         fields["phone"] = phone

@@ -10,9 +10,11 @@ Gateway (``POST /gateway.do``, also ``/``; parameters in the query and/or the fo
     ``{"<method>_response": {…}, "sign": "…"}`` signed with the sandbox's own key pair; string
     values carry braces, quotes and escapes (user names, the form's ``infos``).
 
-    ``alipay.system.oauth.token`` (``grant_type=authorization_code``, ``code``): a code works once.
+    ``alipay.system.oauth.token`` (``grant_type=authorization_code``, ``code``): a code works once;
+    ``grant_type=refresh_token`` gives a new token for the same user.
     ``alipay.marketing.card.activateform.query`` / ``card.open`` need the user's ``auth_token``,
-    good for two calls.  One card per user per template (``CARD_EXIST``, a sandbox sub_code).
+    good for two calls.  One card per user per template (``CARD_EXIST``, a sandbox sub_code);
+    ``card.open`` keeps the ``external_card_no``, ``point`` and ``level`` of its ``card_ext_info``.
     ``card.query`` by ``target_card_no`` or ``card_user_info``; ``card.update`` checks ``point``
     (a number with at most two decimals), ``occur_time`` and ``notify_messages``; a card it never
     opened is adopted (as opened before the sandbox started) unless ``strict_cards`` is on.
@@ -20,8 +22,11 @@ Gateway (``POST /gateway.do``, also ``/``; parameters in the query and/or the fo
 
 Admin (not Alipay): ``POST /_admin/activate`` ``{url, phone?}`` plays a shopper who fills the
 form: a user, a ``request_id`` and an ``auth_code``, then ``GET url?auth_code=…&request_id=…``;
-``POST /_admin/activate_all`` ``{url}`` does so for every user who holds no card yet (the card
-holders of shared people), answering how many opened and the statuses the URL answered;
+``POST /_admin/form`` ``{phone?}`` fills a form without following the callback (the caller plays
+the shopper's browser; the answer names ``auth_code``, ``request_id``, ``open_id``);
+``POST /_admin/activate_all`` ``{url}`` activates every user who holds no card yet (the card
+holders of shared people), answering how many callbacks answered 200 (``opened``, ``answered``)
+and the statuses the URL answered;
 ``POST /_admin/notify`` ``{url, kind: open|delete, biz_card_no}`` sends a signed (V1) notify;
 ``GET /_admin/cards``, ``/_admin/stats``; ``POST /_admin/faults`` ``{busy, strict_cards}``.
 """
@@ -93,6 +98,7 @@ class Sandbox:
     faults: Faults = field(default_factory=Faults)
     codes: dict[str, tuple[int, bool]] = field(default_factory=dict)
     tokens: dict[str, list[int]] = field(default_factory=dict)
+    refresh_tokens: dict[str, int] = field(default_factory=dict)
     forms: dict[str, int] = field(default_factory=dict)
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
@@ -148,14 +154,20 @@ def _user_token(s: Sandbox, params: dict[str, str]) -> int:
 
 
 def oauth_token(s: Sandbox, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
-    entry = s.codes.get(params.get("code", ""))
-    if params.get("grant_type") != "authorization_code" or entry is None or entry[1]:
-        raise Refused("40002", "Invalid Arguments", "isv.code-invalid", "授权码(auth_code)错误、状态不对或过期")
-    s.codes[params["code"]] = (entry[0], True)
-    token = f"authusrB{secrets.token_hex(12)}"
-    s.tokens[token] = [entry[0], 2]
-    user = s.users[entry[0]]
-    return {"access_token": token, "expires_in": 1296000, "refresh_token": f"authusrR{secrets.token_hex(8)}",
+    if params.get("grant_type") == "refresh_token":
+        who = s.refresh_tokens.get(params.get("refresh_token", ""))
+        if who is None:
+            raise Refused("40002", "Invalid Arguments", "isv.refresh-token-invalid", "刷新令牌无效")
+    else:
+        entry = s.codes.get(params.get("code", ""))
+        if params.get("grant_type") != "authorization_code" or entry is None or entry[1]:
+            raise Refused("40002", "Invalid Arguments", "isv.code-invalid", "授权码(auth_code)错误、状态不对或过期")
+        s.codes[params["code"]] = (entry[0], True)
+        who = entry[0]
+    token, refresh = f"authusrB{secrets.token_hex(12)}", f"authusrR{secrets.token_hex(8)}"
+    s.tokens[token], s.refresh_tokens[refresh] = [who, 2], who
+    user = s.users[who]
+    return {"access_token": token, "expires_in": 1296000, "refresh_token": refresh,
             "re_expires_in": 2592000, "auth_start": datetime.now(SHANGHAI).strftime(STAMP),
             "user_id": user.user_id, "open_id": user.open_id}
 
@@ -193,12 +205,16 @@ def card_open(s: Sandbox, params: dict[str, str], biz: dict[str, Any]) -> dict[s
     for key in ("open_date", "valid_date"):
         if ext.get(key):
             datetime.strptime(str(ext[key]), STAMP)
+    point = ext.get("point")
+    if point is not None and not (isinstance(point, str) and POINT.fullmatch(point)):
+        raise _business("INVALID_PARAMETER", "积分必须为数字型（可为浮点型，带2位小数点）")
     if s.card_of(user) is not None:
         raise _business("CARD_EXIST", "用户已领取该会员卡")
     no = f"SBX{s.seed % 1000:03d}{next(s.serial):09d}"
     s.cards[no] = {"biz_card_no": no, "user": user, "external_card_no": external, "status": "ACTIVE",
-                   "open_date": ext.get("open_date"), "valid_date": ext.get("valid_date"), "point": None,
-                   "level": None, "updates": 0, "messages": []}
+                   "open_date": ext.get("open_date"), "valid_date": ext.get("valid_date"), "point": point,
+                   "level": str(ext["level"]) if ext.get("level") is not None else None, "updates": 0,
+                   "messages": []}
     return {"card_info": s.view(s.cards[no]), "open_card_channel": "", "open_card_channel_id": ""}
 
 
@@ -313,18 +329,30 @@ def make_app(sandbox: Sandbox) -> Starlette:
         s.count(method)
         return s.answer(name, node)
 
-    async def fill_form(client: httpx.AsyncClient, url: str, user: int) -> dict[str, Any]:
+    def new_form(user: int) -> dict[str, Any]:
         request_id, code = secrets.token_hex(16), f"sbxauth{secrets.token_hex(12)}"
         s.forms[request_id], s.codes[code] = user, (user, False)
-        query = {"auth_code": code, "request_id": request_id, "app_id": APP_ID, "template_id": TEMPLATE_ID,
-                 "scope": "auth_base"}
+        return {"auth_code": code, "request_id": request_id, "app_id": APP_ID, "template_id": TEMPLATE_ID,
+                "scope": "auth_base"}
+
+    async def fill_form(client: httpx.AsyncClient, url: str, user: int) -> dict[str, Any]:
+        query = new_form(user)
         answer = await client.get(url, params=query)
-        return {"status": answer.status_code, "body": answer.text, "auth_code": code,
-                "request_id": request_id, "open_id": s.users[user].open_id}
+        return {"status": answer.status_code, "body": answer.text, "auth_code": query["auth_code"],
+                "request_id": query["request_id"], "open_id": s.users[user].open_id}
+
+    def user_of(order: dict[str, Any]) -> int:
+        return s.add_user(order["phone"]) if order.get("phone") else int(order.get("user", 0))
+
+    async def form(request: Request) -> Response:
+        user = user_of(json.loads(await request.body() or b"{}"))
+        query = new_form(user)
+        return JSONResponse({"auth_code": query["auth_code"], "request_id": query["request_id"],
+                             "open_id": s.users[user].open_id, "user_id": s.users[user].user_id})
 
     async def activate(request: Request) -> Response:
         order = json.loads(await request.body())
-        user = s.add_user(order.get("phone")) if order.get("phone") else int(order.get("user", 0))
+        user = user_of(order)
         async with httpx.AsyncClient(timeout=20) as client:
             return JSONResponse(await fill_form(client, order["url"], user))
 
@@ -336,7 +364,8 @@ def make_app(sandbox: Sandbox) -> Starlette:
                 if s.card_of(user) is None:
                     status = str((await fill_form(client, order["url"], user))["status"])
                     statuses[status] = statuses.get(status, 0) + 1
-        return JSONResponse({"opened": statuses.get("200", 0), "statuses": statuses})
+        answered = statuses.get("200", 0)
+        return JSONResponse({"opened": answered, "answered": answered, "statuses": statuses})
 
     async def notify(request: Request) -> Response:
         order = json.loads(await request.body())
@@ -363,6 +392,7 @@ def make_app(sandbox: Sandbox) -> Starlette:
         Route("/", gateway, methods=["GET", "POST"]),
         Route("/_admin/activate", activate, methods=["POST"]),
         Route("/_admin/activate_all", activate_all, methods=["POST"]),
+        Route("/_admin/form", form, methods=["POST"]),
         Route("/_admin/notify", notify, methods=["POST"]),
         Route("/_admin/faults", faults, methods=["POST"]),
         Route("/_admin/cards", cards),

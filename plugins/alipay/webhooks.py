@@ -1,4 +1,11 @@
-"""Alipay callbacks: asynchronous notifies (form POSTs, RSA2-verified) and the activation page.
+"""Alipay callbacks: the card's activation callback (a GET) and asynchronous notifies (form
+POSTs, RSA2-verified).
+
+The activation callback carries the shopper's ``auth_code`` and the form's ``request_id``.
+Alipay does not sign it, and nothing is called while the shopper waits:
+:func:`parse_activation` checks its shape, seals the code and returns it as the callback's
+follow-up, keyed by the code's hash (a replayed or reused code is stored once), with a page for
+the shopper.  The adapter's ``complete_webhook`` then exchanges the code and reads the form.
 
 A notify is verified before anything in it is read: the form is decoded, its string to verify
 built by rule V1 (``sign`` and ``sign_type`` left out: card open/delete, payment-style and app-auth
@@ -15,9 +22,11 @@ only: its fields may hold tokens (``open_app_auth_notify`` carries ``app_auth_to
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,10 +35,48 @@ from plugins.alipay.mapping import notify_fan
 from plugins.alipay.wire import notify_sign_content, verify
 from schemas import CardStatus
 
-__all__ = ["NOTIFY_ACK", "activation_page", "notify_kind", "parse_notify"]
+__all__ = ["ACTIVATION", "NOTIFY_ACK", "activation_page", "notify_kind", "parse_activation", "parse_notify"]
 
 NOTIFY_ACK = b"success"
 """What Alipay expects from a notify it should stop re-sending."""
+ACTIVATION = "alipay.activation"
+"""The ``kind`` of an activation callback's follow-up."""
+MAX_CODE = 128
+"""The longest ``auth_code`` or ``request_id`` taken (Alipay's are far shorter)."""
+ACTIVATION_TITLE = "会员卡开通中"
+ACTIVATION_TEXT = "我们已收到您的开卡信息。会员卡稍后出现在支付宝卡包中，并显示您的会员积分。"
+
+
+def _query_value(query: Mapping[str, str], name: str) -> str:
+    value = query.get(name) or ""
+    if len(value) > MAX_CODE or not value.isascii() or not value.isprintable() or " " in value:
+        raise hub.WebhookRejected(f"activation callback with a malformed {name}", status_code=400)
+    return value
+
+
+def parse_activation(request: hub.WebhookRequest, *, app_id: str, read_form: bool, seal: Callable[[str], str],
+                     done_url: str | None = None) -> hub.WebhookResult:
+    """Take the activation callback: store it (sealed) for the follow-up, answer the shopper a page.
+
+    :param request: the GET as it arrived (``auth_code``, ``request_id``, maybe ``app_id``).
+    :param app_id: the account's app id; a callback naming another app is refused.
+    :param read_form: whether the form is read (a ``request_id`` is then required).
+    :param seal: encrypts the code for the stored follow-up.
+    :param done_url: a link on the page.
+    :raises hub.WebhookRejected: no or a malformed ``auth_code`` (or ``request_id``), another app.
+    """
+    code, request_id = _query_value(request.query, "auth_code"), _query_value(request.query, "request_id")
+    if not code:
+        raise hub.WebhookRejected("activation callback without auth_code", status_code=400)
+    if not request_id and read_form:
+        raise hub.WebhookRejected("activation callback without request_id", status_code=400)
+    if request.query.get("app_id") and request.query.get("app_id") != app_id:
+        raise hub.WebhookRejected("activation callback for another app_id", status_code=403)
+    digest = hashlib.sha256(code.encode("utf-8")).hexdigest()
+    page = activation_page(ACTIVATION_TITLE, ACTIVATION_TEXT, link=done_url)
+    return hub.WebhookResult(dedupe_key=f"activation:{digest[:40]}", body=page, media_type="text/html",
+                             follow_up={"kind": ACTIVATION, "code": seal(code), "request_id": request_id,
+                                        "received_at": int(time.time())})
 
 
 def notify_kind(form: dict[str, str]) -> str:
