@@ -39,7 +39,6 @@ import json
 import random
 import re
 import secrets
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,12 +55,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import hub
-from plugins.alipay.sandbox_data import KeyFiles, User, card_holders, generate_keys, make_user, population
+from plugins.alipay.sandbox_data import (
+    APP_ID,
+    TEMPLATE_ID,
+    KeyFiles,
+    User,
+    card_holders,
+    generate_keys,
+    make_user,
+    population,
+    signed_notify,
+)
 
 __all__ = ["APP_ID", "TEMPLATE_ID", "Sandbox", "make_app", "make_sandbox", "signed_notify"]
 
-APP_ID = "9021000100000001"
-TEMPLATE_ID = "20260101000000000000000000000001"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 STAMP = "%Y-%m-%d %H:%M:%S"
 SKEW = timedelta(minutes=15)
@@ -372,7 +379,7 @@ def make_app(sandbox: Sandbox) -> Starlette:
         card = s.cards.get(str(order.get("biz_card_no")))
         if order.get("kind") == "delete" and card is not None:
             card["status"] = "DELETED"
-        sent, notify_id = signed_notify(s, order.get("kind", "open"), card)
+        sent, notify_id = signed_notify(s.users, s.seed, s.sign, order.get("kind", "open"), card)
         async with httpx.AsyncClient(timeout=20) as client:
             answer = await client.post(order["url"], content=sent.body, headers=dict(sent.headers))
         return JSONResponse({"status": answer.status_code, "body": answer.text, "notify_id": notify_id})
@@ -402,27 +409,6 @@ def make_app(sandbox: Sandbox) -> Starlette:
     return app
 
 
-NOTIFY_KINDS = {"open": "alipay.user.opencard.result.notify", "delete": "alipay.marketing.card.delete.notify"}
-
-
-def signed_notify(s: Sandbox, kind: str, card: dict[str, Any] | None) -> tuple[hub.WebhookRequest, str]:
-    """A card notify as Alipay posts it: form fields, ``biz_content`` JSON, signed by rule V1
-    (``sign`` and ``sign_type`` left out of the string to sign)."""
-    user = s.users[card["user"]] if card and card.get("user") is not None else s.users[0]
-    inner = {"template_id": TEMPLATE_ID, "biz_card_no": card["biz_card_no"] if card else f"SBX{s.seed % 1000:03d}X",
-             "external_card_no": (card or {}).get("external_card_no") or "", "open_id": user.open_id,
-             "user_id": user.user_id, "success": "true", "remark": '删卡原因{"用户"}\\解绑'}
-    notify_id = secrets.token_hex(16)
-    form = {"notify_id": notify_id, "utc_timestamp": str(int(time.time() * 1000)), "msg_method": NOTIFY_KINDS[kind],
-            "app_id": APP_ID, "version": "1.0", "charset": "utf-8", "sign_type": "RSA2",
-            "biz_content": json.dumps(inner, ensure_ascii=False)}
-    content = "&".join(f"{k}={v}" for k, v in sorted(form.items()) if k not in ("sign", "sign_type") and v != "")
-    form["sign"] = s.sign(content)
-    return hub.WebhookRequest(method="POST", path="/", query={},
-                              headers={"content-type": "application/x-www-form-urlencoded; charset=utf-8"},
-                              body=urlencode(form).encode("ascii")), notify_id
-
-
 def make_sandbox(seed: int, fans: int, base_url: str, *, people: hub.Population | None = None) -> hub.SandboxSpec:
     """The ``siyu sandbox alipay`` factory: fresh key pairs (written to files the account names),
     ``fans`` users ready to open the card, or the card holders among shared ``people`` (each opens
@@ -437,4 +423,4 @@ def make_sandbox(seed: int, fans: int, base_url: str, *, people: hub.Population 
     account = {"platform": "alipay", "id": "brand", "base_url": f"{base_url}/gateway.do", "app_id": APP_ID,
                "app_private_key": f"file:{keys.app_private_key_file}",
                "alipay_public_key": f"file:{keys.alipay_public_key_file}", "card_template_id": TEMPLATE_ID}
-    return hub.SandboxSpec(app=make_app(s), account=account, sample_webhook=lambda: signed_notify(s, "open", None)[0])
+    return hub.SandboxSpec(app=make_app(s), account=account, sample_webhook=lambda: signed_notify(s.users, s.seed, s.sign, "open", None)[0])
