@@ -7,8 +7,9 @@ connection failures arrive as :class:`hub.TransientError`.
 
 **Retries are per request.**  Each request an adapter sends is retried on its own under the
 account's :class:`~hub.platform.retry.RetryPolicy`: a fault costs that one request again, never the
-page (a WeCom page can be a hundred requests).  The account's limiter is shared by all its
-concurrent requests, and a frequency-limit answer (:class:`hub.RateLimited`) blocks the whole
+page (a WeCom page can be a hundred requests).  The account's limits are shared by all its
+concurrent requests (a call holds a slot of "N calls per P seconds" until P after its answer:
+:class:`Budget`), and a frequency-limit answer (:class:`hub.RateLimited`) blocks the whole
 account for the platform's block time, so the requests in flight do not each find the limit again.
 
 Logs carry method, path (never the query string, where tokens travel), status and duration.
@@ -19,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from aiolimiter import AsyncLimiter
 
 from hub.errors import TransientError
 from hub.platform.errormap import check_response
@@ -32,7 +33,7 @@ from hub.platform.retry import RetryCounter, RetryPolicy, retrying
 if TYPE_CHECKING:
     from hub.adapter import Adapter
 
-__all__ = ["DEFAULT_TIMEOUT", "HubClient", "Limiters", "build_client", "user_agent"]
+__all__ = ["DEFAULT_TIMEOUT", "Budget", "HubClient", "Limiters", "build_client", "user_agent"]
 
 log = logging.getLogger("siyu.http")
 
@@ -55,33 +56,92 @@ def user_agent() -> str:
     return f"siyu-hub/{__version__}"
 
 
-class Limiters:
-    """Leaky-bucket limiters for one account: ``"*"`` for every call, or one path's calls, plus an
-    account-wide block that a frequency-limit answer sets.
+class Budget:
+    """A documented limit of N calls per P seconds, kept wherever the platform counts a call.
 
-    A documented limit of N calls per P seconds becomes one call every P/N seconds, with no
-    burst allowance: a burst of N followed by N more would put 2N calls in one window of P.
+    A platform counts a call at some moment between our sending it and our reading its answer,
+    and counts per sliding or per fixed window of P.  So a call holds one of N slots from the
+    moment it goes until P seconds after its answer came (or its failure): two calls that share a
+    slot are then always more than P apart as the platform sees them, however late it counted
+    the first and however early the second, and no window of P, sliding or fixed, holds more than
+    N.  Turns are also spaced P/N apart, so a free budget is not spent in one burst; a turn that
+    woke late does not move the next one (the calls catch up), so the spacing costs no rate.
+    Under a steady load this gives N calls every P plus one answer's latency.
     """
 
+    def __init__(self, calls: float, period: float) -> None:
+        if calls <= 0 or period <= 0:
+            raise ValueError(f"a rate limit needs calls > 0 and a period > 0, not ({calls}, {period})")
+        if calls < 1:  # 0.5 calls per second: one call per two seconds
+            calls, period = 1, period / calls
+        self.slots = int(calls)
+        self.period = period
+        self.spacing = period / self.slots
+        self._slots = asyncio.Semaphore(self.slots)
+        self._turn = asyncio.Lock()
+        self._due = 0.0
+
+    async def take(self) -> None:
+        """Wait for a slot and for the call's turn; the caller must :meth:`give_back` it."""
+        await self._slots.acquire()
+        try:
+            async with self._turn:
+                start = max(self._due, time.monotonic())
+                if (wait := start - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                self._due = start + self.spacing  # from the turn, not the late wake-up: no time lost
+        except BaseException:
+            self._slots.release()  # cancelled while waiting: the call never went
+            raise
+
+    def give_back(self, *, sent: bool = True) -> None:
+        """The call's answer (or failure) came: its slot is free again in one period; a call that
+        never went gives its slot back at once."""
+        if sent:
+            asyncio.get_running_loop().call_later(self.period, self._slots.release)
+        else:
+            self._slots.release()
+
+
+class Limiters:
+    """The rate limits of one account: ``"*"`` for every call, or one path's calls (each a
+    :class:`Budget`), plus an account-wide block that a frequency-limit answer sets."""
+
     def __init__(self, limits: Mapping[str, tuple[float, float]]) -> None:
-        self._limiters = {path: AsyncLimiter(1, period / rate) for path, (rate, period) in limits.items()}
+        self._budgets = {path: Budget(rate, period) for path, (rate, period) in limits.items()}
         self._blocked_until = 0.0
         self.waited = 0.0
-        """Seconds spent waiting for the limiters and blocks, summed over requests."""
+        """Seconds spent waiting for the limits and blocks, summed over requests."""
 
     def block(self, seconds: float) -> None:
         """Hold every request of the account for ``seconds`` (extends, never shortens, a block)."""
         self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
 
-    async def acquire(self, path: str) -> None:
-        started = time.monotonic()
+    async def _unblocked(self) -> None:
         while (left := self._blocked_until - time.monotonic()) > 0:
             await asyncio.sleep(left)
-        for key in ("*", path):
-            limiter = self._limiters.get(key)
-            if limiter is not None:
-                await limiter.acquire()
-        self.waited += time.monotonic() - started
+
+    @asynccontextmanager
+    async def hold(self, path: str) -> AsyncIterator[None]:
+        """Wait until a call to ``path`` may go: no block, and a slot of ``"*"`` and of ``path``
+        (when limited).  The body sends the call; the slots are given back when it ends."""
+        started = time.monotonic()
+        await self._unblocked()
+        taken: list[Budget] = []
+        sent = False
+        try:
+            for key in ("*", path):
+                budget = self._budgets.get(key)
+                if budget is not None:
+                    await budget.take()
+                    taken.append(budget)
+            await self._unblocked()  # a limit answered while this call waited for its turn
+            self.waited += time.monotonic() - started
+            sent = True
+            yield
+        finally:
+            for budget in taken:
+                budget.give_back(sent=sent)
 
 
 class HubClient(httpx.AsyncClient):
@@ -117,12 +177,13 @@ class HubClient(httpx.AsyncClient):
 
     async def _send_once(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         path = request.url.path
-        await self.limiters.acquire(path)
-        started = time.monotonic()
         context = dict(platform=self.adapter_class.platform, account_id=self.account_id, endpoint=path)
+        started = time.monotonic()
         try:
-            response = await super().send(request, **kwargs)
-            await response.aread()
+            async with self.limiters.hold(path):
+                started = time.monotonic()
+                response = await super().send(request, **kwargs)
+                await response.aread()
         except httpx.TimeoutException as exc:
             log.info("%s %s timed out after %.3fs", request.method, path, time.monotonic() - started)
             raise TransientError(f"timed out ({type(exc).__name__})", **context) from exc
