@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, SecretStr, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -59,7 +59,7 @@ class AccountSection(BaseModel):
     id: str = Field(min_length=1)
     name: str | None = None
     base_url: str | None = None
-    rate_limits: dict[str, tuple[float, float]] | None = Field(
+    rate_limits: dict[str, tuple[PositiveFloat, PositiveFloat]] | None = Field(
         default=None, description='{"*" or a path: [requests, per_seconds]}; overrides the plugin\'s documented limits'
     )
     sync_interval_seconds: float | None = Field(default=None, gt=0, le=WEEK, description="overrides [daemon] for this account")

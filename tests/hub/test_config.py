@@ -174,3 +174,23 @@ def test_the_ledger_section_configures_the_default_rules(host, monkeypatch):
     with pytest.raises(ConfigError) as info:
         parse_settings({"ledger": {"level_thresholds": [20, 10], "points_per_yuan": -1}}, fresh)
     assert {k for k, _ in info.value.problems} == {"ledger.level_thresholds", "ledger.points_per_yuan"}
+
+
+def test_a_rate_limit_needs_positive_calls_and_period(tmp_path, host):
+    path = write(tmp_path, f"""
+        [database]
+        url = "sqlite:///x.db"
+        [security]
+        phone_key = "{KEY}"
+        [[accounts]]
+        platform = "wecom"
+        id = "hq"
+        corp_id = "ww1"
+        secret = "s"
+        rate_limits = {{ "*" = [0, 60], "/cgi-bin/externalcontact/get" = [100, -1] }}
+    """)
+    with pytest.raises(ConfigError) as info:
+        load_settings(host, path)
+    problems = dict(info.value.problems)
+    assert problems.keys() == {"accounts[0].rate_limits.*[0]", "accounts[0].rate_limits./cgi-bin/externalcontact/get[1]"}
+    assert all("greater than 0" in text for text in problems.values())
