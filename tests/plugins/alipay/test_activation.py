@@ -6,6 +6,7 @@ the user's token, and the push of the pending card opens it for the member (``ex
 from __future__ import annotations
 
 import asyncio
+import logging
 import json
 from urllib.parse import parse_qsl
 
@@ -253,3 +254,23 @@ async def test_a_card_with_its_number_is_updated_as_before():
     result = await run(gateway, lambda adapter, account: adapter.push_card(account, member_card("BIZ-9")))
     assert gateway.methods() == ["alipay.marketing.card.update"] and gateway.calls[0][2]["target_card_no"] == "BIZ-9"
     assert result.accepted and result.card_no is None
+
+
+async def test_the_code_the_tokens_and_the_phone_never_reach_a_log(caplog):
+    caplog.set_level(logging.DEBUG)
+    gateway = Gateway()
+    gateway.down = True
+
+    async def work(adapter, account):
+        stored = as_stored(await adapter.parse_webhook(account, callback("secret-code-77")))
+        with pytest.raises(hub.TransientError) as info:
+            await adapter.complete_webhook(account, stored)
+        gateway.down = False
+        await adapter.complete_webhook(account, stored)
+        await adapter.push_card(account, member_card())
+        return str(info.value)
+
+    error = await run(gateway, work)
+    assert gateway.methods()[-1] == "alipay.marketing.card.open" and "gateway.do" in caplog.text  # calls were logged
+    for secret in ("secret-code-77", "authusrB1", "authusrR1", "13912345678", "1234-5678"):
+        assert secret not in caplog.text and secret not in error

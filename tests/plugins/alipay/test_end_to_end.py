@@ -201,3 +201,23 @@ def test_a_made_up_code_is_answered_a_page_and_opens_nothing(tmp_path, database_
             settled(engine, lambda: bool(story.callbacks() and story.callbacks()[0]["error"]), "the refused exchange")
         assert "isv.code-invalid" in story.callbacks()[0]["error"]
         assert rows(engine, FanRow, platform="alipay") == [] and story.sandbox.cards == {}
+
+
+def test_an_item_queued_before_the_card_had_its_number_goes_to_the_number_it_has_now(
+        tmp_path, database_url, engine, capsys):
+    from hub.outbox.drain import enqueue
+
+    story = Story(tmp_path, database_url, engine, capsys)
+    cards = MemberCardRow.__table__
+    with engine.begin() as conn:  # a push opened the card since this item was queued
+        conn.execute(cards.insert().values(member_id=story.member_id, platform="alipay", account_id="brand",
+                                           card_no="SBX005000000777", status="active", balance=0, level=0,
+                                           inserted_at=datetime.now(UTC), updated_at=datetime.now(UTC)))
+        enqueue(conn, platform="alipay", account_id="brand", kind="card_update", target=f"card:{story.member_id}",
+                payload={"member_id": story.member_id, "card_no": "open-pending:074sbx0050000000000OPENID",
+                         "balance": 1234, "level": 1})
+    with serve_asgi(story.spec.app, port=story.port):
+        assert story.siyu("outbox", "drain")["sent"] == 1
+    assert "alipay.marketing.card.open" not in story.sandbox.stats
+    assert story.sandbox.cards["SBX005000000777"]["point"] == "1234.00"
+    assert rows(engine, MemberCardRow, platform="alipay")[0]["card_no"] == "SBX005000000777"
