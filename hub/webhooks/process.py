@@ -33,7 +33,7 @@ from hub.webhooks.logsafe import clean
 from hub.webhooks.stored import apply_event, events_table, keep_pending, pending_events
 from schemas import Record
 
-__all__ = ["HandleFor", "process_event", "process_pending", "process_pending_blocking"]
+__all__ = ["HandleFor", "follow_up_records", "process_event", "process_pending", "process_pending_blocking"]
 
 log = logging.getLogger("siyu.webhooks")
 
@@ -46,6 +46,29 @@ def _row(engine: sa.Engine, event_id: int) -> Any:
     with engine.connect() as conn:
         return conn.execute(sa.select(c.platform, c.account_id, c.status, c.payload)
                             .where(c.id == event_id)).one_or_none()
+
+
+async def follow_up_records(engine: sa.Engine, event_id: int, platform: str, account_id: str,
+                            follow_up: dict[str, Any], handle_for: HandleFor) -> list[Record] | None:
+    """The records a stored callback's follow-up returns (the adapter's ``complete_webhook``), or
+    ``None`` when it failed: the callback is then kept ``received``, the reason noted on its row.
+
+    :param engine: the hub's database.
+    :param event_id: the ``webhook_events`` row.
+    :param platform: the callback's platform; :param account_id: its account.
+    :param follow_up: what the adapter's ``parse_webhook`` left for later.
+    :param handle_for: opens the callback's account.
+    """
+    handle = await handle_for(platform, account_id)
+    if handle is None:
+        await run_in_threadpool(keep_pending, engine, event_id, "the account is not configured")
+        return None
+    try:
+        return list(await handle.adapter.complete_webhook(handle.account, follow_up))
+    except Exception as exc:  # noqa: BLE001 - kept pending, tried again at the next processing
+        await run_in_threadpool(keep_pending, engine, event_id, f"follow-up: {type(exc).__name__}: {exc}")
+        log.warning("webhook event %d: follow-up failed (%s), kept pending", event_id, type(exc).__name__)
+        return None
 
 
 async def process_event(engine: sa.Engine, host: PluginHost, settings: Settings, event_id: int,
@@ -69,16 +92,10 @@ async def process_event(engine: sa.Engine, host: PluginHost, settings: Settings,
         extra: Sequence[Record] = ()
         follow_up = row.payload.get("follow_up") if isinstance(row.payload, dict) else None
         if follow_up is not None:
-            handle = await handle_for(row.platform, row.account_id)
-            if handle is None:
-                await run_in_threadpool(keep_pending, engine, event_id, "the account is not configured")
+            found = await follow_up_records(engine, event_id, row.platform, row.account_id, follow_up, handle_for)
+            if found is None:
                 return "pending"
-            try:
-                extra = list(await handle.adapter.complete_webhook(handle.account, follow_up))
-            except Exception as exc:  # noqa: BLE001 - kept pending, tried again at the next processing
-                await run_in_threadpool(keep_pending, engine, event_id, f"follow-up: {type(exc).__name__}: {exc}")
-                log.warning("webhook event %d: follow-up failed (%s), kept pending", event_id, type(exc).__name__)
-                return "pending"
+            extra = found
         await run_in_threadpool(functools.partial(apply_event, engine, host, settings.phones, event_id, records,
                                                   extra, completed=True))
         return "processed"

@@ -7,11 +7,14 @@ response the platform expects.  Then, in this order:
 
 1. the records (and the adapter's follow-up, if any) are stored in ``webhook_events`` under an
    identity taken from the signed content, committed; a re-delivery or replay of a stored
-   callback stores nothing and gets the same acknowledgement;
+   callback stores nothing and gets the same acknowledgement.  Callbacks arriving together share
+   one transaction (a group commit, :mod:`hub.webhooks.batch`); each is answered only after it;
 2. the adapter's response (status, body, media type) is sent unchanged;
-3. after the response, the callback is processed (:func:`hub.webhooks.process.process_event`):
-   the follow-up's calls out to the platform first, then the records, so the platform's deadline
-   waits for neither the platform's API nor the database work of identity and points.
+3. after the response, the callback is processed: the follow-up's calls out to the platform
+   first, then the records, applied with other callbacks' in one transaction
+   (:func:`hub.webhooks.stored.apply_events`; an event carrying an order goes alone through
+   :func:`hub.webhooks.process.process_event`), so the platform's deadline waits for neither the
+   platform's API nor the database work of identity and points.
 
 A callback that fails verification (:class:`hub.errors.WebhookRejected`) gets the adapter's 4xx
 and stores nothing; any other exception from the adapter is a 400, never a 500.  An unknown platform or account, or one whose adapter does not declare the
@@ -32,12 +35,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -47,9 +50,10 @@ from hub.config import AccountSettings, Settings
 from hub.errors import ConfigError, RateLimited, TokenExpired, TransientError, WebhookRejected
 from hub.plugins import PluginHost
 from hub.platform.account import AccountHandle, open_account
+from hub.webhooks.batch import GroupWriter
 from hub.webhooks.logsafe import clean
-from hub.webhooks.process import process_event, process_pending
-from hub.webhooks.stored import body_dedupe_key, event_payload, store_event
+from hub.webhooks.process import follow_up_records, process_event, process_pending
+from hub.webhooks.stored import StoredEvent, body_dedupe_key, event_payload, needs_apply
 from schemas import Capability, Record
 from schemas.tables import utcnow
 
@@ -61,6 +65,10 @@ DEFAULT_MAX_BODY = 1024 * 1024
 """The largest callback body accepted, in bytes (1 MiB)."""
 DEFAULT_RETRY_EVERY = 60.0
 """How often ``siyu serve`` tries pending callbacks again, in seconds."""
+
+MAX_FOLLOW_UPS = 8
+"""Follow-ups (calls out to the platform) under way at once; the rest wait their turn, so a burst
+of callbacks is acknowledged first and its calls out follow at a steady pace."""
 
 
 class BodyTooLarge(Exception):
@@ -86,6 +94,22 @@ class Receiver:
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
     _handles: dict[tuple[str, str], AccountHandle] = field(default_factory=dict, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _writers: tuple[GroupWriter, GroupWriter] | None = field(default=None, repr=False)
+    _follow_ups: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_FOLLOW_UPS), repr=False)
+
+    def writers(self) -> tuple[GroupWriter, GroupWriter]:
+        """The group writers ``(stores, applies)``: one shared writer on SQLite, whose one write
+        lock they would otherwise fight over; two on PostgreSQL."""
+        if self._writers is None:
+            stores = GroupWriter(self.engine, self.host, self.settings.phones)
+            applies = stores if self.engine.dialect.name == "sqlite" else GroupWriter(
+                self.engine, self.host, self.settings.phones)
+            self._writers = (stores, applies)
+        return self._writers
+
+    async def store(self, platform: str, account_id: str, dedupe_key: str, payload: dict[str, Any]) -> StoredEvent:
+        """Store one verified callback in the next group commit; returns after that commit."""
+        return await self.writers()[0].store(platform, account_id, dedupe_key, payload)
 
     def account_settings(self, platform: str, account_id: str) -> AccountSettings | None:
         """The configured account, or ``None`` when it is unknown or cannot take callbacks."""
@@ -108,7 +132,11 @@ class Receiver:
             return self._handles[key]
 
     async def aclose(self) -> None:
-        """Close every account's client."""
+        """Finish the queued writes, then close every account's client."""
+        if self._writers is not None:
+            for writer in set(self._writers):
+                await writer.aclose()
+            self._writers = None
         self._handles.clear()
         await self._stack.aclose()
 
@@ -120,6 +148,26 @@ class Receiver:
     async def apply(self, event_id: int, records: list[Record] | None = None) -> None:
         """Process one stored callback: its follow-up (calls out), then its records; never raises."""
         await process_event(self.engine, self.host, self.settings, event_id, self.handle_for, records)
+
+    async def apply_fresh(self, platform: str, account_id: str, event_id: int, records: list[Record],
+                          payload: dict[str, Any]) -> None:
+        """Process a callback this receiver just stored: its follow-up (calls out), then its records
+        with other callbacks' in one transaction; never raises."""
+        if payload.get("order") is not None:  # applied alone, after checking no newer one was
+            await self.apply(event_id, records)
+            return
+        extra: list[Record] = []
+        try:
+            if payload.get("follow_up") is not None:
+                async with self._follow_ups:
+                    found = await follow_up_records(self.engine, event_id, platform, account_id,
+                                                    payload["follow_up"], self.handle_for)
+                if found is None:
+                    return  # kept pending, tried again later
+                extra = found
+            await self.writers()[1].apply(event_id, records, extra)
+        except Exception as exc:  # noqa: BLE001 - a background task has nobody to raise to
+            log.error("webhook event %d: processing failed (%s)", event_id, clean(type(exc).__name__))
 
     async def apply_pending(self, received_before: datetime | None = None) -> int:
         """Process callbacks left ``received`` (a crash, a failed follow-up); returns how many were tried.
@@ -195,7 +243,7 @@ async def _receive(request: Request) -> Response:
     try:
         payload = event_payload(records, receiver.settings.phones, raw=result.raw, follow_up=result.follow_up,
                                 sequence=result.sequence, occurred_at=result.occurred_at)
-        stored = await run_in_threadpool(store_event, receiver.engine, platform, account_id, dedupe_key, payload)
+        stored = await receiver.store(platform, account_id, dedupe_key, payload)
     except (TypeError, ValueError, OverflowError) as exc:  # not storable as JSON: the adapter's or the body's fault
         log.warning("webhook %s refused (400): not storable (%s)", where, clean(type(exc).__name__))
         return PlainTextResponse("rejected", status_code=400)
@@ -204,7 +252,10 @@ async def _receive(request: Request) -> Response:
         return response
     log.info("webhook %s key=%s stored as event %d with %d record(s)%s", where, clean(dedupe_key, 96), stored.id,
              len(records), ", a follow-up pending" if result.follow_up is not None else "")
-    response.background = BackgroundTask(receiver.apply, stored.id, records)
+    if not needs_apply(payload):
+        return response
+    assert stored.id is not None
+    response.background = BackgroundTask(receiver.apply_fresh, platform, account_id, stored.id, records, payload)
     return response
 
 

@@ -34,14 +34,17 @@ __all__ = [
     "RECORD_TYPES",
     "StoredEvent",
     "apply_event",
+    "apply_events",
     "body_dedupe_key",
     "decode_records",
     "encode_records",
     "event_payload",
     "fit_key",
     "keep_pending",
+    "needs_apply",
     "pending_events",
     "store_event",
+    "store_events",
 ]
 
 log = logging.getLogger("siyu.webhooks")
@@ -171,6 +174,106 @@ def store_event(
         )
         row_id = conn.execute(stmt).scalar_one_or_none()
     return StoredEvent(id=row_id, created=row_id is not None)
+
+
+def needs_apply(payload: dict[str, Any]) -> bool:
+    """Whether a stored callback has anything to apply: records, a follow-up, or an order that
+    later events of the same state are checked against."""
+    return bool(payload.get("records")) or payload.get("follow_up") is not None or payload.get("order") is not None
+
+
+def store_events(
+    engine: sa.Engine, items: Sequence[tuple[str, str, str, dict[str, Any]]]
+) -> list[StoredEvent | Exception]:
+    """:func:`store_event` for many callbacks in one transaction (a group commit); one outcome each.
+
+    Each ``(platform, account_id, dedupe_key, payload)`` is inserted unless its key is stored
+    already, by an earlier transaction or earlier in ``items`` (a re-delivery: ``created`` false).
+    A callback with nothing to apply (:func:`needs_apply`) is stored ``processed`` at once.
+    Every outcome holds only once the transaction committed.  When the transaction fails, each
+    callback is stored in its own (:func:`store_event`), so one that cannot be stored fails alone:
+    its outcome is the exception.
+    """
+    if not items:
+        return []
+    now = utcnow()
+    first: dict[tuple[str, str, str], int] = {}
+    rows = []
+    for index, (platform, account_id, dedupe_key, payload) in enumerate(items):
+        key = (platform, account_id, fit_key(dedupe_key))
+        if key not in first:
+            first[key] = index
+            done = not needs_apply(payload)
+            rows.append({"platform": key[0], "account_id": key[1], "dedupe_key": key[2],
+                         "status": "processed" if done else "received", "payload": payload, "received_at": now,
+                         "processed_at": now if done else None})
+    c = events_table.c
+    try:
+        with engine.begin() as conn:
+            # one statement for every row (executemany, sent as multi-row VALUES): it compiles once
+            stmt = (_insert(conn.dialect.name)(events_table)
+                    .on_conflict_do_nothing(index_elements=["platform", "account_id", "dedupe_key"])
+                    .returning(c.id, c.platform, c.account_id, c.dedupe_key))
+            inserted = {(r.platform, r.account_id, r.dedupe_key): r.id for r in conn.execute(stmt, rows)}
+    except Exception:  # noqa: BLE001 - find the one at fault: each on its own
+        if len(items) == 1:
+            raise
+        outcomes: list[StoredEvent | Exception] = []
+        for platform, account_id, dedupe_key, payload in items:
+            try:
+                outcomes.append(store_event(engine, platform, account_id, dedupe_key, payload))
+            except Exception as exc:  # noqa: BLE001 - handed to that callback's request
+                outcomes.append(exc)
+        return outcomes
+    out: list[StoredEvent | Exception] = []
+    for index, (platform, account_id, dedupe_key, _payload) in enumerate(items):
+        key = (platform, account_id, fit_key(dedupe_key))
+        row_id = inserted.get(key) if first[key] == index else None
+        out.append(StoredEvent(id=row_id, created=row_id is not None))
+    return out
+
+
+def apply_events(engine: sa.Engine, host: PluginHost, phones: PhoneVault,
+                 items: Sequence[tuple[int, Sequence[Record], Sequence[Record]]]) -> list[UpsertResult | None]:
+    """:func:`apply_event` (``completed``) for many stored callbacks in one transaction.
+
+    Each ``(event_id, records, extra)`` is a callback whose follow-up, if any, is done.  Those no
+    longer ``received`` are skipped (``None``).  Events that carry an order (``sequence``) must go
+    through :func:`apply_event`, which checks that no newer one was applied.  When the batch fails
+    (a bad record, another process applying one of them), it is rolled back and each event is
+    applied on its own, so a failure marks only its own row ``failed``.
+    """
+    if len(items) <= 1:
+        return [apply_event(engine, host, phones, event_id, records, extra, completed=True)
+                for event_id, records, extra in items]
+    c = events_table.c
+    results: list[UpsertResult | None] = []
+    try:
+        with engine.begin() as conn:
+            ids = [event_id for event_id, _, _ in items]
+            status = dict(conn.execute(sa.select(c.id, c.status).where(c.id.in_(ids))).tuples().all())
+            live = []
+            for event_id, records, extra in items:
+                if status.get(event_id) != "received" or event_id in live:
+                    results.append(None)
+                    continue
+                live.append(event_id)
+                results.append(upsert(conn, [*records, *extra], phones))
+            if live:
+                done = conn.execute(events_table.update().where(c.id.in_(live), c.status == "received")
+                                    .values(status="processed", processed_at=utcnow(), error=None))
+                if done.rowcount != len(live):  # another process applied one meanwhile
+                    raise _AlreadyApplied
+    except Exception:  # noqa: BLE001 - each on its own, its failure recorded on its row
+        return [apply_event(engine, host, phones, event_id, records, extra, completed=True)
+                for event_id, records, extra in items]
+    for result in results:
+        if result is not None:
+            announce(host, result)
+    applied = [r for r in results if r is not None]
+    log.info("%d webhook event(s) processed: %d inserted, %d updated, %d unchanged", len(applied),
+             sum(r.inserted for r in applied), sum(r.updated for r in applied), sum(r.unchanged for r in applied))
+    return results
 
 
 def apply_event(engine: sa.Engine, host: PluginHost, phones: PhoneVault, event_id: int,
