@@ -274,3 +274,21 @@ async def test_the_code_the_tokens_and_the_phone_never_reach_a_log(caplog):
     assert gateway.methods()[-1] == "alipay.marketing.card.open" and "gateway.do" in caplog.text  # calls were logged
     for secret in ("secret-code-77", "authusrB1", "authusrR1", "13912345678", "1234-5678"):
         assert secret not in caplog.text and secret not in error
+
+
+async def test_a_used_up_token_is_refreshed_once_for_the_opening():
+    gateway = Gateway()
+    answer = gateway.node
+
+    def node(method, form, biz):
+        if method == "alipay.marketing.card.open" and gateway.calls[-1][1].get("auth_token") == "authusrB1":
+            return {"code": "20001", "msg": "Insufficient Token Permissions", "sub_code": "aop.invalid-auth-token"}
+        return answer(method, form, biz)
+
+    gateway.node = node
+    result, store = await activated_then(gateway, lambda adapter, account: adapter.push_card(account, member_card()))
+    assert gateway.methods()[-3:] == ["alipay.marketing.card.open", "alipay.system.oauth.token",
+                                      "alipay.marketing.card.open"]
+    assert gateway.calls[-2][2] == {"grant_type": "refresh_token", "refresh_token": "authusrR1"}
+    assert gateway.calls[-1][1]["auth_token"] == "authusrB2" and result.card_no == "BIZ-NEW"
+    assert not [key for (platform, key) in store.tokens if platform == "alipay"]
