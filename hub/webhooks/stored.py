@@ -251,7 +251,7 @@ def apply_events(engine: sa.Engine, host: PluginHost, phones: PhoneVault,
     try:
         with engine.begin() as conn:
             ids = [event_id for event_id, _, _ in items]
-            status = dict(conn.execute(sa.select(c.id, c.status).where(c.id.in_(ids))).tuples().all())
+            status = {row.id: row.status for row in conn.execute(sa.select(c.id, c.status).where(c.id.in_(ids)))}
             live = []
             for event_id, records, extra in items:
                 if status.get(event_id) != "received" or event_id in live:
