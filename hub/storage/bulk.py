@@ -45,6 +45,7 @@ import sqlalchemy as sa
 
 __all__ = [
     "SQLITE_MAX_PARAMS",
+    "PreparedInsert",
     "Statement",
     "begin_write",
     "bind_processor",
@@ -226,7 +227,32 @@ def _insert(
     return run_sqlite
 
 
-def prepare_insert(dialect: sa.Dialect, table: sa.Table, columns: Mapping[str, list[Any]], count: int) -> Statement:
+class PreparedInsert:
+    """The insert of new rows, converted for the driver when prepared (:func:`prepare_insert`):
+    call it with a connection to run it; :meth:`without` gives the same insert without some rows."""
+
+    def __init__(self, dialect: sa.Dialect, table: sa.Table, names: list[str], values: list[list[Any]],
+                 count: int) -> None:
+        self.dialect = dialect
+        self.table = table
+        self.names = names
+        self.values = values
+        self.count = count
+        self._run = _insert(dialect, table, names, values, count) if count else None
+
+    def __call__(self, conn: sa.Connection) -> None:
+        if self._run is not None:
+            self._run(conn)
+
+    def without(self, rows: Iterable[int]) -> PreparedInsert:
+        """This insert less the rows at the positions ``rows`` (0-based, in the order given)."""
+        dropped = set(rows)
+        keep = [i for i in range(self.count) if i not in dropped]
+        values = [[column[i] for i in keep] for column in self.values]
+        return PreparedInsert(self.dialect, self.table, self.names, values, len(keep))
+
+
+def prepare_insert(dialect: sa.Dialect, table: sa.Table, columns: Mapping[str, list[Any]], count: int) -> PreparedInsert:
     """The insert of ``count`` new rows of ``table``, given a column at a time as Python values.
 
     The values are converted now (:func:`driver_values`), without SQLAlchemy's per-row parameter
@@ -241,7 +267,7 @@ def prepare_insert(dialect: sa.Dialect, table: sa.Table, columns: Mapping[str, l
             continue
         names.append(name)
         values.append(driver_values(dialect, spec, column))
-    return _insert(dialect, table, names, values, count)
+    return PreparedInsert(dialect, table, names, values, count)
 
 
 def insert_rows(

@@ -5,8 +5,8 @@ A plan is what a batch would change, decided before it is written: its outcome
 batch (one index-only look-up of their keys; full rows only for those found) and plans new
 records' inserts, changed records' updates in place, and counts the rest unchanged.
 :func:`plan_inserts` plans the batch as new records without touching the database, and
-:func:`write_plan` checks that assumption in the transaction that writes the plan, planning the
-batch again there where it does not hold.
+:func:`write_plan` checks that assumption in the transaction that writes the plan: the records
+found stored there are planned as updates, the others keep the inserts already prepared.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -46,7 +47,7 @@ class UpsertPlan:
 
     result: UpsertResult = field(default_factory=UpsertResult)
     statements: list[bulk.Statement] = field(default_factory=list)
-    assumes_new: list[tuple[Kind, str, str, list[str]]] = field(default_factory=list)
+    assumes_new: list[_Assumed] = field(default_factory=list)
     """For a plan made without a look-up (:func:`plan_inserts`): the records it takes to be new,
     by kind and account, which :func:`write_plan` checks before it writes."""
 
@@ -56,6 +57,19 @@ class UpsertPlan:
         for statement in self.statements:
             statement(conn)
         return self.result
+
+
+@dataclass
+class _Assumed:
+    """A group of records :func:`plan_inserts` took to be new, and the insert it planned for them."""
+
+    kind: Kind
+    platform: str
+    account_id: str
+    by_uid: dict[str, Record]
+    """The records by uid, in the order of the insert's rows."""
+    insert: int
+    """The insert's position in the plan's statements."""
 
 
 _OWNER = attrgetter("platform", "account_id")
@@ -80,7 +94,8 @@ def _groups(records: Sequence[Record]) -> dict[tuple[Kind, str, str], dict[str, 
     return groups
 
 
-def _inserts(dialect: sa.Dialect, kind: Kind, records: list[Record], phones: PhoneVault, now: datetime) -> bulk.Statement:
+def _inserts(dialect: sa.Dialect, kind: Kind, records: list[Record], phones: PhoneVault,
+             now: datetime) -> bulk.PreparedInsert:
     """The driver-level insert of new ``records`` (:func:`hub.storage.bulk.prepare_insert`)."""
     return bulk.prepare_insert(dialect, kind.table, new_rows(kind, records, phones, now), len(records))
 
@@ -98,9 +113,39 @@ def plan_inserts(dialect: sa.Dialect, records: Sequence[Record], phones: PhoneVa
         inserts = list(by_uid.values())
         plan.result.inserted += len(inserts)
         plan.result.changed += [(record, True) for record in inserts]
+        plan.assumes_new.append(_Assumed(kind, platform, account_id, by_uid, len(plan.statements)))
         plan.statements.append(_inserts(dialect, kind, inserts, phones, now))
-        plan.assumes_new.append((kind, platform, account_id, list(by_uid)))
     plan.result.unchanged += len(records) - sum(len(g) for g in groups.values())
+    return plan
+
+
+def _recheck(conn: sa.Connection, planned: UpsertPlan, phones: PhoneVault) -> UpsertPlan:
+    """``planned`` (made by :func:`plan_inserts`) as it holds in ``conn``'s transaction: the
+    records found stored leave its inserts and are planned as updates (or counted unchanged);
+    the others keep the rows already prepared for them."""
+    stored = [set(_stored_uids(conn, a.kind, a.platform, a.account_id, list(a.by_uid))) for a in planned.assumes_new]
+    if not any(stored):
+        return planned
+    plan = UpsertPlan(statements=list(planned.statements))
+    plan.result.unchanged = planned.result.unchanged  # a batch's earlier duplicates of a record
+    for assumed, found in zip(planned.assumes_new, stored, strict=True):
+        if not found:
+            plan.result.inserted += len(assumed.by_uid)
+            plan.result.changed += [(record, True) for record in assumed.by_uid.values()]
+            continue
+        insert = plan.statements[assumed.insert]
+        assert isinstance(insert, bulk.PreparedInsert)
+        plan.statements[assumed.insert] = insert.without(i for i, uid in enumerate(assumed.by_uid) if uid in found)
+        part = UpsertPlan()
+        _plan_group(conn, assumed.kind, assumed.platform, assumed.account_id,
+                    {uid: assumed.by_uid[uid] for uid in assumed.by_uid if uid in found}, phones, part)
+        plan.statements += part.statements
+        plan.result.inserted += len(assumed.by_uid) - len(found)
+        plan.result.updated += part.result.updated
+        plan.result.unchanged += part.result.unchanged
+        updated = {id(record) for record, _ in part.result.changed}
+        plan.result.changed += [(record, uid not in found) for uid, record in assumed.by_uid.items()
+                                if uid not in found or id(record) in updated]  # in the records' order
     return plan
 
 
@@ -112,16 +157,15 @@ def write_plan(
     the latter on another connection) and then ``also`` (a sync's checkpoint) in one transaction
     of their own.
 
-    A plan's view of what is stored may be out of date when it is written: if one of the records
-    it takes to be new is stored (by an earlier page, a callback, another process), or another
-    writer stores one before the insert (which then meets the natural key's constraint), the
-    records are planned again inside the transaction that writes them.
+    A plan's view of what is stored may be out of date when it is written: the records it takes
+    to be new that are stored (by an earlier page, a callback, another process) are planned again
+    inside the transaction that writes them, as updates, and the rest keep their prepared rows;
+    if another writer stores one before the insert (which then meets the natural key's
+    constraint), the whole batch is planned again in a new transaction.
     """
     try:
         with engine.begin() as conn:
-            if any(_stored_uids(conn, *assumed) for assumed in planned.assumes_new):
-                planned = plan_upsert(conn, records, phones)
-            return _write(conn, planned, also)
+            return _write(conn, _recheck(conn, planned, phones), also)
     except sa.exc.IntegrityError:
         with engine.begin() as conn:
             return _write(conn, plan_upsert(conn, records, phones), also)
@@ -179,7 +223,7 @@ def _plan_group(
     existing = _existing(conn, kind, platform, account_id, list(by_uid))
     now = utcnow()
     inserts = [record for uid, record in by_uid.items() if uid not in existing]
-    updates: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+    updates: dict[frozenset[str], list[tuple[dict[str, Any], int]]] = defaultdict(list)
     changed: set[str] = set()
     for uid, record in by_uid.items() if existing else ():
         row = existing.get(uid)
@@ -192,7 +236,7 @@ def _plan_group(
             continue
         diff.update({flag: True for flag, watched in kind.flags if watched is None or watched & diff.keys()})
         diff["updated_at"] = now
-        updates[frozenset(diff)].append({**{f"v_{k}": v for k, v in diff.items()}, "row_id": row["id"]})
+        updates[frozenset(diff)].append((diff, row["id"]))
         result.updated += 1
         changed.add(uid)
     result.inserted += len(inserts)
@@ -203,11 +247,8 @@ def _plan_group(
         result.changed += [(record, True) for record in inserts]
     if inserts:
         plan.statements.append(_inserts(conn.dialect, kind, inserts, phones, now))
-    for columns, params in updates.items():
-        stmt = (
-            sa.update(table)
-            .where(table.c.id == sa.bindparam("row_id"))
-            .values({c: sa.bindparam(f"v_{c}") for c in columns})
-            .execution_options(synchronize_session=False)
-        )
-        plan.statements.append(lambda conn, stmt=stmt, params=params: conn.execute(stmt, params))
+    for columns, diffs in updates.items():  # rows that change the same columns: one statement
+        names = sorted(columns)
+        values = [bulk.driver_values(conn.dialect, table.c[name], [diff[name] for diff, _ in diffs]) for name in names]
+        rows = list(zip(*values, [row_id for _, row_id in diffs], strict=True))
+        plan.statements.append(partial(bulk.update_rows, table=table, columns=names, key="id", rows=rows))

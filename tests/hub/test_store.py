@@ -191,11 +191,33 @@ def test_records_planned_as_new_are_checked_and_planned_again_when_one_is_stored
     assert planned.result.inserted == 3
     result = write_plan(engine, planned, batch, PHONES)
     assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
+    assert result.changed == [(batch[0], False), (batch[2], True)]  # in the batch's order
     with engine.connect() as conn:
         rows = dict(conn.execute(sa.select(FanRow.__table__.c.platform_uid, FanRow.__table__.c.nickname)).all())
     assert rows == {"wm1": "changed", "wm2": "same", "wm3": "new"}
     fresh = [fan(platform_uid=f"n{i}") for i in range(3)]
     assert write_plan(engine, plan_inserts(engine.dialect, fresh, PHONES), fresh, PHONES).inserted == 3
+
+
+def test_a_stored_record_found_when_written_merges_as_an_update_of_every_column_type(engine):
+    """A page planned as new whose first record is stored: that one is updated in place (JSON
+    relations merged, times, enums, pending-work flags), the rest inserted from their prepared rows."""
+    with engine.begin() as conn:
+        upsert(conn, [fan(follows=[FollowRelation(staff_id="zhang", followed_at=T1)], tags=["a"])], PHONES)
+    with engine.begin() as conn:
+        conn.execute(FanRow.__table__.update().values(needs_stitch=False))
+    batch = [fan(follows=[FollowRelation(staff_id="li", followed_at=T2, remark="r")], tags=["b"],
+                 gender="female", union_id="u-9"),
+             fan(platform_uid="wm2", follows=[FollowRelation(staff_id="li", followed_at=T2)])]
+    result = write_plan(engine, plan_inserts(engine.dialect, batch, PHONES), batch, PHONES)
+    assert (result.inserted, result.updated, result.unchanged) == (1, 1, 0)
+    with engine.connect() as conn:
+        rows = {r["platform_uid"]: r for r in conn.execute(sa.select(FanRow.__table__)).mappings()}
+    first = rows["wm1"]
+    assert [(f["staff_id"], f.get("remark")) for f in first["follows"]] == [("li", "r"), ("zhang", None)]
+    assert (first["tags"], first["gender"], first["union_id"], first["needs_stitch"]) == (["b"], "female", "u-9", True)
+    assert first["updated_at"] > first["inserted_at"]
+    assert [f["staff_id"] for f in rows["wm2"]["follows"]] == ["li"]
 
 
 # --- the sync's door: PageWriter ------------------------------------------------------------------
