@@ -32,7 +32,8 @@ def counting_platform(calls: int, period: float):
         else:
             counted.append(now)
             status, body = 200, {"code": 0}
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
     return app, counted, refused
