@@ -50,6 +50,7 @@ from hub.config import AccountSettings, Settings
 from hub.errors import ConfigError, RateLimited, TokenExpired, TransientError, WebhookRejected
 from hub.plugins import PluginHost
 from hub.platform.account import AccountHandle, open_account
+from hub.webhooks.backlog import Backlog
 from hub.webhooks.batch import GroupWriter
 from hub.webhooks.logsafe import clean
 from hub.webhooks.process import follow_up_records, process_event, process_pending
@@ -65,11 +66,6 @@ DEFAULT_MAX_BODY = 1024 * 1024
 """The largest callback body accepted, in bytes (1 MiB)."""
 DEFAULT_RETRY_EVERY = 60.0
 """How often ``siyu serve`` tries pending callbacks again, in seconds."""
-
-MAX_FOLLOW_UPS = 8
-"""Follow-ups (calls out to the platform) under way at once; the rest wait their turn, so a burst
-of callbacks is acknowledged first and its calls out follow at a steady pace."""
-
 
 class BodyTooLarge(Exception):
     """The body passed the receiver's limit; answered with 413."""
@@ -95,7 +91,8 @@ class Receiver:
     _handles: dict[tuple[str, str], AccountHandle] = field(default_factory=dict, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _writers: tuple[GroupWriter, GroupWriter] | None = field(default=None, repr=False)
-    _follow_ups: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_FOLLOW_UPS), repr=False)
+    backlog: Backlog = field(default_factory=Backlog, repr=False)
+    """Turns to process stored callbacks, held back while callbacks arrive (acceptance first)."""
 
     def writers(self) -> tuple[GroupWriter, GroupWriter]:
         """The group writers ``(stores, applies)``: one shared writer on SQLite, whose one write
@@ -151,20 +148,21 @@ class Receiver:
 
     async def apply_fresh(self, platform: str, account_id: str, event_id: int, records: list[Record],
                           payload: dict[str, Any]) -> None:
-        """Process a callback this receiver just stored: its follow-up (calls out), then its records
-        with other callbacks' in one transaction; never raises."""
+        """Process a callback this receiver just stored, at its turn (:class:`Backlog`): its
+        follow-up (calls out), then its records with other callbacks' in one transaction; never raises."""
         if payload.get("order") is not None:  # applied alone, after checking no newer one was
-            await self.apply(event_id, records)
+            async with self.backlog.turn():
+                await self.apply(event_id, records)
             return
         extra: list[Record] = []
         try:
-            if payload.get("follow_up") is not None:
-                async with self._follow_ups:
+            async with self.backlog.turn():  # an apply waits its turn too, but joins a batch without holding it
+                if payload.get("follow_up") is not None:
                     found = await follow_up_records(self.engine, event_id, platform, account_id,
                                                     payload["follow_up"], self.handle_for)
-                if found is None:
-                    return  # kept pending, tried again later
-                extra = found
+                    if found is None:
+                        return  # kept pending, tried again later
+                    extra = found
             await self.writers()[1].apply(event_id, records, extra)
         except Exception as exc:  # noqa: BLE001 - a background task has nobody to raise to
             log.error("webhook event %d: processing failed (%s)", event_id, clean(type(exc).__name__))
@@ -207,6 +205,11 @@ def _not_found() -> Response:
 
 async def _receive(request: Request) -> Response:
     receiver: Receiver = request.app.state.receiver
+    with receiver.backlog.receiving():  # processing of earlier callbacks holds back meanwhile
+        return await _accept(receiver, request)
+
+
+async def _accept(receiver: Receiver, request: Request) -> Response:
     platform = request.path_params["platform"]
     account_id = request.path_params["account_id"]
     where = f"{clean(platform, 32)}/{clean(account_id)}"  # request-supplied: escaped and cut for the logs
