@@ -100,11 +100,11 @@ class Backlog:
         self._wake()
 
     def _wake(self) -> None:
-        if self._kick is None:
-            self._kick = asyncio.Event()
-        self._kick.set()
         if self._pump is None or self._pump.done():
+            self._kick = asyncio.Event()  # of the running loop (an app may be served by another loop later)
             self._pump = asyncio.get_running_loop().create_task(self._grant(), name="siyu-webhook-backlog")
+        assert self._kick is not None
+        self._kick.set()
 
     async def _grant(self) -> None:
         assert self._kick is not None

@@ -108,3 +108,21 @@ def test_callbacks_are_acknowledged_while_one_is_received_but_processed_at_the_b
         finally:
             slow.close()
         assert wait_for(lambda: statuses(engine) == ["processed"] * 4)
+
+
+def test_a_backlog_serves_one_event_loop_after_another():
+    backlog = Backlog(slots=1, quiet=0)
+
+    async def turns() -> int:
+        done = []
+
+        async def one(i: int) -> None:
+            async with backlog.turn():
+                await asyncio.sleep(0.01)
+                done.append(i)
+
+        await asyncio.gather(*(one(i) for i in range(3)))  # the second waits: the grants wait on the loop
+        return len(done)
+
+    assert asyncio.run(turns()) == 3
+    assert asyncio.run(turns()) == 3  # a second loop, as when an app is served again
