@@ -21,12 +21,14 @@ def daemon(
     json_logs: bool = typer.Option(False, "--json-logs", help="Log JSON lines on stderr."),
 ) -> None:
     """Sync every account on schedule, apply callbacks within seconds, drain the outbox; until SIGTERM."""
+    from hub.cli.serve import settle_heap
     from hub.daemon.service import configure_logging, run_daemon  # the server and the job engine: only here
 
     state = get_context(ctx)
     settings = state.settings  # a configuration error ends here: exit 1, nothing served
     engine = state.engine()
     configure_logging(json_logs)
+    settle_heap()  # as siyu serve: the start-up heap out of the collector's full passes
 
     def ready(info: dict) -> None:
         if json_logs:

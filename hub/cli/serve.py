@@ -12,7 +12,18 @@ from hub.cli.context import get_context
 from hub.cli.output import JsonOption, emit, err_console
 from hub.webhooks.receiver import DEFAULT_MAX_BODY, create_app
 
-__all__ = ["serve"]
+__all__ = ["serve", "settle_heap"]
+
+
+def settle_heap() -> None:
+    """For a server process, once started: what is loaded so far (plugins, SQLAlchemy, the app)
+    lives as long as the process, so it is kept out of the garbage collector's full passes, and
+    those are made 10x rarer (the third threshold; 10 by default). Each full pass walked the whole
+    heap and stopped every request of a burst for 50-250 ms (benchmarks/bench_webhooks.py).
+    Process-wide: called only by the commands that own the process (``siyu serve``, ``siyu daemon``)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(700, 10, 100)
 
 
 def serve(
@@ -31,13 +42,7 @@ def serve(
     url = f"http://{host}:{port}"
     emit({"ok": True, "url": url, "webhooks": f"{url}/webhooks/PLATFORM/ACCOUNT", "healthz": f"{url}/healthz"},
          as_json, lambda d: err_console.print(f"siyu serve: receiving callbacks on {d['webhooks']}"))
-    # This process is the server's alone. Everything loaded so far (plugins, SQLAlchemy, the app)
-    # lives as long as it does: kept out of the collector's full passes, and those made 10x rarer
-    # (the third threshold; 10 by default). Each walked the whole heap and stopped every request
-    # of a burst for 50-250 ms (benchmarks/bench_webhooks.py).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(700, 10, 100)
+    settle_heap()
     try:
         # uvicorn's access log prints query strings (signatures, nonces, echo strings): the
         # receiver logs each callback itself, without them.
