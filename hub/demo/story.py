@@ -129,7 +129,7 @@ def _callbacks(host: PluginHost, settings: Settings, engine: sa.Engine, urls: di
             if "douyin" in urls:
                 bursts["douyin"] = pool.submit(_post, f"{urls['douyin']}/_admin/joins", {"url": hook("douyin")})
         if "alipay" in bursts:
-            done["alipay_cards_activated"] = bursts["alipay"].result()["opened"]
+            done["alipay_cards_activated"] = bursts["alipay"].result()["answered"]
         if "douyin" in bursts:
             done["douyin_members_joined"] = bursts["douyin"].result()["delivered"]
             stranger = f"demo-stranger-{seed}"

@@ -372,7 +372,7 @@ def make_app(sandbox: Sandbox) -> Starlette:
                     status = str((await fill_form(client, order["url"], user))["status"])
                     statuses[status] = statuses.get(status, 0) + 1
         answered = statuses.get("200", 0)
-        return JSONResponse({"opened": answered, "answered": answered, "statuses": statuses})
+        return JSONResponse({"answered": answered, "statuses": statuses})
 
     async def notify(request: Request) -> Response:
         order = json.loads(await request.body())

@@ -86,7 +86,7 @@ def test_five_sandboxes_share_one_population_and_people_become_one_member(tmp_pa
                                 json={"url": f"{hub_url}/webhooks/alipay/{alipay.account['id']}"}).json()
             joined = httpx.post(f"{urls['douyin']}/_admin/joins", timeout=120,
                                 json={"url": f"{hub_url}/webhooks/douyin/{accounts['douyin']['id']}"}).json()
-        assert opened == {"opened": len(people.on("alipay")), "statuses": {"200": len(people.on("alipay"))}}
+        assert opened == {"answered": len(people.on("alipay")), "statuses": {"200": len(people.on("alipay"))}}
         assert joined["delivered"] == sum(p.douyin_member for p in people) and joined["left"] == 0
         assert main(["--config", str(config), "apply", "--json"]) == 0
 
