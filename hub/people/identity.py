@@ -37,6 +37,7 @@ from hub.storage import bulk
 from hub.storage.database import database_reason
 from hub.ledger.tx import lock_members, run_write
 from hub.events import MembersMerged
+from hub.people import first_load
 from hub.people.members import create_member, merge_in
 from schemas import Fan
 from schemas.tables import BlockedIdentityKeyRow, FanIdentityKeyRow, FanRow, MemberChangeRow, MemberRow, utcnow
@@ -355,16 +356,21 @@ def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
                 groups[root] = start + len(groups)
             assign.append((groups[root], fan_id))
         now = bulk.time_binder(conn, fans.c.updated_at)(utcnow())  # as UTCDateTimeType stores it (naive UTC on SQLite)
-        # set-based statements (hub.storage.bulk): one array per column on PostgreSQL, multi-row on SQLite
-        for chunk in _chunks([(m, 0, 0, 0, now, now) for m in groups.values()]):
-            bulk.insert_rows(conn, members_t, MEMBER_COLUMNS, chunk)
+        new_members = [(m, 0, 0, 0, now, now) for m in groups.values()]
+        filed = [(fan_ids[i], *keys[index]) for i in range(len(fan_ids))
+                 if _find(parent, i) not in late_roots for index in flat[offsets[i]:offsets[i + 1]]]
+        if conn.dialect.name == "postgresql":  # COPY and one UPDATE … FROM (hub.people.first_load)
+            first_load.write_pass(conn, members=new_members, member_columns=MEMBER_COLUMNS, assign=assign,
+                                  keys=filed, keys_before=marker[0], now=now)
+        else:  # set-based statements (hub.storage.bulk): multi-row on SQLite
+            for chunk in _chunks(new_members):
+                bulk.insert_rows(conn, members_t, MEMBER_COLUMNS, chunk)
+            for chunk in _chunks([(m, now, f) for m, f in assign]):
+                bulk.update_rows(conn, fans, ("member_id", "updated_at"), "id", chunk)
+            for chunk in _chunks(filed):
+                bulk.insert_rows(conn, keys_t, ("fan_id", "kind", "value"), chunk)
         if groups:  # members were inserted with their ids: the next default id follows them
             bulk.reset_sequence(conn, members_t, "member_id")
-        for chunk in _chunks([(m, now, f) for m, f in assign]):
-            bulk.update_rows(conn, fans, ("member_id", "updated_at"), "id", chunk)
-        for chunk in _chunks([(fan_ids[i], *keys[index]) for i in range(len(fan_ids))
-                              if _find(parent, i) not in late_roots for index in flat[offsets[i]:offsets[i + 1]]]):
-            bulk.insert_rows(conn, keys_t, ("fan_id", "kind", "value"), chunk)
         already = {(b.kind, b.value) for b in conn.execute(sa.select(blocked_t.c.kind, blocked_t.c.value))}
         report.blocked.clear()
         for index, n in enumerate(counts):
