@@ -2,7 +2,8 @@
 
 The receiver is :func:`hub.webhooks.receiver.create_app` unchanged; this module adds two routes
 in front of it and wraps it to count callbacks (received, rejected by reason, latency) and to
-wake the apply job as soon as a callback was stored and acknowledged.
+wake the apply job once callbacks were stored and acknowledged (at most twice a second during a
+burst, and always after its last callback).
 
 ``GET /healthz`` answers 200 with each job's last run when the database answers and the scheduler
 runs, else 503 with the reason.  A platform that is down does not make the daemon unhealthy (a
@@ -11,6 +12,7 @@ restart would not help); it shows in the job's ``failures`` and ``error``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,19 +35,47 @@ from hub.webhooks.receiver import create_app
 __all__ = ["WebhookMeter", "build_app"]
 
 
+WAKE_EVERY = 0.5
+"""Seconds: ``on_stored`` is called at most once in each, and once more after the last callback."""
+
+
 class WebhookMeter:
     """ASGI middleware: counts each ``/webhooks/{platform}/…`` request and calls ``on_stored``
-    after a callback was acknowledged (and the receiver applied it).
+    after callbacks were acknowledged (and the receiver processed them).
+
+    A burst of callbacks wakes the apply job once per ``wake_every`` seconds, not once per
+    callback (on PostgreSQL each wake is a transaction and a deferred job), and always once more
+    after the last one, so none is left waiting for the job's schedule.
 
     :param app: the receiver.
     :param metrics: the daemon's metrics.
-    :param on_stored: called after each 2xx callback (wakes the apply job).
+    :param on_stored: called after 2xx callbacks (wakes the apply job).
+    :param wake_every: the least time between two calls of ``on_stored``, in seconds.
     """
 
-    def __init__(self, app: ASGIApp, metrics: DaemonMetrics, on_stored: Callable[[], None]) -> None:
+    def __init__(self, app: ASGIApp, metrics: DaemonMetrics, on_stored: Callable[[], None], *,
+                 wake_every: float = WAKE_EVERY) -> None:
         self.app = app
         self.metrics = metrics
         self.on_stored = on_stored
+        self.wake_every = wake_every
+        self._last_wake = -float("inf")
+        self._wake_later: asyncio.TimerHandle | None = None
+
+    def _stored(self) -> None:
+        now = time.monotonic()
+        if now - self._last_wake >= self.wake_every:
+            self._wake()
+        elif self._wake_later is None:  # one more, after the rest of this interval
+            self._wake_later = asyncio.get_running_loop().call_later(
+                self._last_wake + self.wake_every - now, self._wake)
+
+    def _wake(self) -> None:
+        if self._wake_later is not None:
+            self._wake_later.cancel()
+            self._wake_later = None
+        self._last_wake = time.monotonic()
+        self.on_stored()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         parts = scope.get("path", "").split("/") if scope["type"] == "http" else []
@@ -68,7 +98,7 @@ class WebhookMeter:
             code = status[0] if status else 500
             if 200 <= code < 300:
                 self.metrics.webhooks_received.labels(platform).inc()
-                self.on_stored()
+                self._stored()
             else:
                 self.metrics.webhooks_rejected.labels(platform, str(code)).inc()
 
@@ -79,7 +109,7 @@ def build_app(host: PluginHost, settings: Settings, engine: sa.Engine, metrics: 
     """The daemon's ASGI app.
 
     :param running: whether the scheduler is running (for ``/healthz``).
-    :param on_stored: called after each acknowledged callback.
+    :param on_stored: called after acknowledged callbacks (at most twice a second, and after the last).
     :param engine_name: how jobs are run (``local`` or ``procrastinate``), shown by ``/healthz``.
     """
     kwargs: dict[str, Any] = {"max_body": max_body} if max_body else {}
