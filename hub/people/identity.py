@@ -22,6 +22,7 @@ Two ways in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from array import array
 from collections.abc import Iterable, Iterator
@@ -46,6 +47,7 @@ __all__ = ["DEFAULT_KEY_LIMIT", "StitchReport", "fan_keys", "stitch", "stitch_al
 
 DEFAULT_KEY_LIMIT = 20
 PLACEHOLDERS = {"null", "none", "nil", "undefined", "unknown", "n/a", "na", "-1", "test", "anonymous"}
+_FILLER = frozenset("0-_. ")
 UNION_FAMILIES = {"wecom": "wechat", "wechat": "wechat", "weixin": "wechat"}
 CHUNK = 5_000
 STITCH_LOCK = 0x5_1705_71C4
@@ -78,7 +80,10 @@ def usable(value: object) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     text = str(value).strip()
-    if not text or text.lower() in PLACEHOLDERS or set(text) <= set("0-_. ") or len(set(text)) == 1:
+    if not text:
+        return None
+    chars = set(text)
+    if len(chars) == 1 or chars <= _FILLER or text.lower() in PLACEHOLDERS:
         return None
     return text if len(text) <= 191 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -96,12 +101,22 @@ def fan_keys(fan: Any, extra: Iterable[tuple[str, str]] = ()) -> set[Key]:
     pairs.extend((getattr(fan, "identity_keys", None) or {}).items())
     pairs.extend(extra)
     for kind, value in pairs:
-        if isinstance(kind, str) and kind.startswith("phone:"):
-            kind = "phone"  # another number of the person (Fan.other_phones), hashed like the phone
-        kind_text, value_text = usable(kind), usable(value)
-        if kind_text and value_text:
-            found.add((kind_text[:64], value_text))
+        value_text = usable(value)
+        if value_text is None:
+            continue
+        kind_text = _kind(kind)
+        if kind_text:
+            found.add((kind_text, value_text))
     return found
+
+
+@functools.lru_cache(maxsize=1_024)
+def _kind(kind: object) -> str | None:
+    """A key's kind, normalised (there are few: phone, union ids, the platforms' user ids)."""
+    if isinstance(kind, str) and kind.startswith("phone:"):
+        kind = "phone"  # another number of the person (Fan.other_phones), hashed like the phone
+    text = usable(kind)
+    return text[:64] if text else None
 
 
 def _hook_keys(host: Any, row: Any) -> list[tuple[str, str]]:
@@ -335,7 +350,8 @@ def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
                 a, b = _find(parent, i), _find(parent, first[index])
                 if a != b:
                     parent[max(a, b)] = min(a, b)
-    late_roots = {_find(parent, i) for i in late}
+    roots = array("q", (_find(parent, i) for i in range(len(fan_ids))))  # the group of each fan
+    late_roots = {roots[i] for i in late}
     groups: dict[int, int] = {}
     assign: list[tuple[int, int]] = []
     handed_over: list[int] = []
@@ -348,7 +364,7 @@ def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
             raise _Overtaken
         start = int(conn.execute(sa.text("SELECT COALESCE(MAX(member_id), 0) FROM members")).scalar_one()) + 1
         for i, fan_id in enumerate(fan_ids):
-            root = _find(parent, i)
+            root = roots[i]
             if root in late_roots:
                 handed_over.append(fan_id)
                 continue
@@ -358,7 +374,7 @@ def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
         now = bulk.time_binder(conn, fans.c.updated_at)(utcnow())  # as UTCDateTimeType stores it (naive UTC on SQLite)
         new_members = [(m, 0, 0, 0, now, now) for m in groups.values()]
         filed = [(fan_ids[i], *keys[index]) for i in range(len(fan_ids))
-                 if _find(parent, i) not in late_roots for index in flat[offsets[i]:offsets[i + 1]]]
+                 if roots[i] not in late_roots for index in flat[offsets[i]:offsets[i + 1]]]
         if conn.dialect.name == "postgresql":  # COPY and one UPDATE … FROM (hub.people.first_load)
             first_load.write_pass(conn, members=new_members, member_columns=MEMBER_COLUMNS, assign=assign,
                                   keys=filed, keys_before=marker[0], now=now)
