@@ -1,12 +1,17 @@
 """Stitching a large first load: N fans from 5 platforms into members, time and peak memory.
 
     .venv/bin/python benchmarks/bench_stitch.py [--fans 1000000] [--backend sqlite|postgresql]
+        [--rounds 3] [--against /path/to/other/checkout] [--no-yardstick]
 
 Generates the fans (about 2.5 fans per person, phones, WeChat union ids, Alipay user ids, one
 front-desk phone shared by 500 fans that must be blocked) straight into a fresh database, then
-runs :func:`hub.people.identity.stitch_all` in a child process and reports its wall time and peak
-resident memory (``ru_maxrss`` of that child), and a bare ``executemany`` of the same number of
-``UPDATE fans SET member_id`` rows as a yardstick.  Prints one JSON document.
+runs :func:`hub.people.identity.stitch_all` in a child process on a copy of it, ``--rounds``
+times, and reports the median wall time and the peak resident memory of the children
+(``ru_maxrss``), and a bare ``executemany`` of the same number of ``UPDATE fans SET member_id``
+rows as a yardstick.  ``--against`` runs another checkout's hub (a git worktree of a base
+commit, say) on the same fans, its rounds interleaved with this one's, and reports both and
+their ratio.  Each round checks afterwards that no fan is left without a member and that the
+tables' indexes are the ones they had.  Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing
 import random
 import resource
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,16 +32,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from databases import throwaway
 
-from databases import throwaway  # noqa: E402
-from hub.people import identity  # noqa: E402
-from hub.storage import database as storage  # noqa: E402
+HERE = Path(__file__).resolve().parents[1]
 
 PLATFORMS = ["wecom", "douyin", "alipay", "kuaishou", "xiaohongshu"]
 
 
 def generate(url: str, fans: int, seed: int = 7) -> None:
+    from hub.storage import database as storage
+
     rng = random.Random(seed)
     persons = max(1, int(fans / 2.5))
     engine = storage.create_engine(url)
@@ -64,16 +71,84 @@ def generate(url: str, fans: int, seed: int = 7) -> None:
     engine.dispose()
 
 
-def _stitch(url: str, queue: Any) -> None:
+INDEXES = {
+    "sqlite": "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('fans', 'fan_identity_keys')",
+    "postgresql": "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('fans', 'fan_identity_keys') "
+                  "UNION ALL SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                  "WHERE conrelid IN ('fans'::regclass, 'fan_identity_keys'::regclass)",
+}
+
+
+def _shape(engine: sa.Engine) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        return sorted((str(a), str(b)) for a, b in conn.exec_driver_sql(INDEXES[engine.dialect.name]))
+
+
+def child(url: str, root: str) -> None:
+    """One round, in its own process, with the ``hub`` of the checkout ``root``."""
+    sys.path.insert(0, root)
+    from hub.people import identity
+    from hub.storage import database as storage
+
     engine = storage.create_engine(url)
+    shape = _shape(engine)
     started = time.perf_counter()
     report = identity.stitch_all(engine)
-    queue.put({"seconds": round(time.perf_counter() - started, 2), "fans": report.fans,
-               "members": report.members_created, "blocked_keys": len(report.blocked)})
+    seconds = time.perf_counter() - started
+    with engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT count(*) FROM fans WHERE member_id IS NULL")).scalar_one()
+    print(json.dumps({"seconds": round(seconds, 2), "fans": report.fans, "members": report.members_created,
+                      "blocked_keys": len(report.blocked), "unstitched_after": left,
+                      "indexes_unchanged": _shape(engine) == shape,
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
     engine.dispose()
 
 
+def _round(root: Path, url: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "--child", url, str(root)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"stitching round in {root} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class Copies:
+    """Fresh copies of the generated database, one per round (a file copy, or a PostgreSQL
+    database made from the generated one as its template)."""
+
+    def __init__(self, backend: str, folder: Path, source: str) -> None:
+        self.backend, self.folder, self.source, self.made = backend, folder, source, []
+
+    def make(self) -> str:
+        n = len(self.made)
+        if self.backend == "sqlite":
+            path = self.folder / f"round{n}.db"
+            shutil.copyfile(sa.engine.make_url(self.source).database, path)
+            self.made.append(str(path))
+            return f"sqlite:///{path}"
+        url = sa.engine.make_url(self.source)
+        name = f"{url.database}_r{n}"
+        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"')
+        admin.dispose()
+        self.made.append(name)
+        return url.set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, made_url: str) -> None:
+        if self.backend == "sqlite":
+            Path(sa.engine.make_url(made_url).database).unlink(missing_ok=True)
+            return
+        url = sa.engine.make_url(made_url)
+        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        admin.dispose()
+
+
 def yardstick(url: str, fans: int) -> float:
+    from hub.storage import database as storage
+
     engine = storage.create_engine(url)
     with engine.begin() as conn:
         ids = list(conn.execute(sa.text("SELECT id FROM fans")).scalars())
@@ -89,30 +164,55 @@ def yardstick(url: str, fans: int) -> float:
     return round(elapsed, 2)
 
 
+def _summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"seconds": statistics.median(r["seconds"] for r in rounds), "rounds_seconds": [r["seconds"] for r in rounds],
+            "fans": rounds[0]["fans"], "members": rounds[0]["members"], "blocked_keys": rounds[0]["blocked_keys"],
+            "unstitched_after": max(r["unstitched_after"] for r in rounds),
+            "indexes_unchanged": all(r["indexes_unchanged"] for r in rounds),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds)}
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], sys.argv[3])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fans", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--rounds", type=int, default=1, help="stitching rounds, each on a fresh copy (median reported)")
+    parser.add_argument("--against", type=Path, help="another checkout whose hub runs interleaved rounds")
+    parser.add_argument("--no-yardstick", action="store_true", help="skip the bare UPDATE yardstick")
     args = parser.parse_args()
+    here = HERE
+    roots = [here] + ([args.against.resolve()] if args.against else [])
+    results: dict[Path, list[dict[str, Any]]] = {root: [] for root in roots}
     with tempfile.TemporaryDirectory() as folder:
         url, drop = throwaway(args.backend, Path(folder))
-
         started = time.perf_counter()
         generate(url, args.fans)
         generated = round(time.perf_counter() - started, 1)
-        bare = yardstick(url, args.fans)
-        ctx = multiprocessing.get_context("spawn")
-        queue = ctx.Queue()
-        child = ctx.Process(target=_stitch, args=(url, queue))
-        child.start()
-        result = queue.get()
-        child.join()
-        peak_mb = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
-        drop()
-    print(json.dumps({"benchmark": "stitch_all", "backend": args.backend, "fans_generated": args.fans,
-                      "generate_seconds": generated, "bare_update_executemany_seconds": bare, **result,
-                      "peak_rss_mb": peak_mb, "goal_seconds": 60}, indent=2))
+        bare = None if args.no_yardstick else yardstick(url, args.fans)
+        copies = Copies(args.backend, Path(folder), url)
+        try:
+            for _ in range(args.rounds):
+                for root in roots:
+                    made = copies.make()
+                    try:
+                        results[root].append(_round(root, made))
+                    finally:
+                        copies.drop(made)
+        finally:
+            drop()
+    doc: dict[str, Any] = {"benchmark": "stitch_all", "backend": args.backend, "fans_generated": args.fans,
+                           "generate_seconds": generated, "bare_update_executemany_seconds": bare,
+                           "rounds": args.rounds, **_summary(results[here]), "goal_seconds": 60}
+    if args.against:
+        other = _summary(results[roots[1]])
+        doc["against"] = {"checkout": str(roots[1]), **other}
+        doc["ratio_to_against"] = round(doc["seconds"] / other["seconds"], 3)
+    print(json.dumps(doc, indent=2))
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))  # generating and the yardstick use this checkout's hub
     main()
