@@ -299,6 +299,10 @@ def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_
     written in one write transaction that first checks nothing was stitched since the read; if
     something was, the pass is planned again (:data:`REPLANS` times), then the fans left are
     stitched one by one (:func:`stitch`), each in its own transaction.
+
+    On PostgreSQL a pass that writes most of ``fans`` (a first load) rebuilds that table's
+    indexes rather than writing through them, holding it exclusively while it writes: readers
+    of ``fans`` and ``fan_identity_keys`` wait for the pass (:mod:`hub.people.first_load`).
     """
     for _ in range(REPLANS):
         try:
