@@ -124,13 +124,15 @@ def _copy(cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequen
 
 
 def write_pass(
-    conn: sa.Connection, *, members: Sequence[Sequence[Any]], member_columns: Sequence[str],
-    assign: Sequence[tuple[int, int]], keys: Sequence[tuple[int, str, str]], keys_before: int, now: Any,
+    conn: sa.Connection, *, members: Iterable[Sequence[Any]], member_columns: Sequence[str],
+    assign: Sequence[tuple[int, int]], keys: Iterable[tuple[int, str, str]], key_count: int, keys_before: int,
+    now: Any,
 ) -> None:
     """Insert the pass's members, set ``fans.member_id`` (and ``updated_at = now``) of each
     ``(member_id, fan_id)`` in ``assign``, and file ``keys`` (``(fan_id, kind, value)``), inside
     ``conn``'s open transaction.
 
+    :param key_count: how many ``keys`` there are.
     :param keys_before: how many identity keys the table held when the pass began.
     """
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -149,9 +151,9 @@ def write_pass(
             cursor.execute("DROP TABLE stitch_assign")
             if rebuild is not None:
                 rebuild.build()
-        if keys:
+        if key_count:
             # its foreign key goes too: checked row by row, each check locks a row of fans
-            rebuild = _rebuild(cursor, "fan_identity_keys", len(keys), keys_before + len(keys), foreign_keys=True)
+            rebuild = _rebuild(cursor, "fan_identity_keys", key_count, keys_before + key_count, foreign_keys=True)
             _copy(cursor, "fan_identity_keys", ("fan_id", "kind", "value"), keys)
             if rebuild is not None:
                 rebuild.build()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -263,8 +264,10 @@ def _existing_keys(conn: sa.Connection, keys: list[Key]) -> set[int]:
     return found
 
 
-def _chunks(rows: list[tuple[Any, ...]], size: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
-    return (rows[start:start + size] for start in range(0, len(rows), size))
+def _chunks(rows: Iterable[tuple[Any, ...]], size: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, size)):
+        yield chunk
 
 
 class _Overtaken(Exception):
@@ -376,16 +379,18 @@ def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
                 groups[root] = start + len(groups)
             assign.append((groups[root], fan_id))
         now = bulk.time_binder(conn, fans.c.updated_at)(utcnow())  # as UTCDateTimeType stores it (naive UTC on SQLite)
-        new_members = [(m, 0, 0, 0, now, now) for m in groups.values()]
-        filed = [(fan_ids[i], *keys[index]) for i in range(len(fan_ids))
-                 if roots[i] not in late_roots for index in flat[offsets[i]:offsets[i + 1]]]
+        new_members = ((m, 0, 0, 0, now, now) for m in groups.values())
+        filed = ((fan_ids[i], *keys[index]) for i in range(len(fan_ids))  # generated as written
+                 if roots[i] not in late_roots for index in flat[offsets[i]:offsets[i + 1]])
         if conn.dialect.name == "postgresql":  # COPY and one UPDATE … FROM (hub.people.first_load)
+            late_keys = sum(offsets[i + 1] - offsets[i] for i in range(len(fan_ids)) if roots[i] in late_roots) \
+                if late_roots else 0
             first_load.write_pass(conn, members=new_members, member_columns=MEMBER_COLUMNS, assign=assign,
-                                  keys=filed, keys_before=marker[0], now=now)
+                                  keys=filed, key_count=len(flat) - late_keys, keys_before=marker[0], now=now)
         else:  # set-based statements (hub.storage.bulk): multi-row on SQLite
             for chunk in _chunks(new_members):
                 bulk.insert_rows(conn, members_t, MEMBER_COLUMNS, chunk)
-            for chunk in _chunks([(m, now, f) for m, f in assign]):
+            for chunk in _chunks((m, now, f) for m, f in assign):
                 bulk.update_rows(conn, fans, ("member_id", "updated_at"), "id", chunk)
             for chunk in _chunks(filed):
                 bulk.insert_rows(conn, keys_t, ("fan_id", "kind", "value"), chunk)
