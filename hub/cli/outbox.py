@@ -12,7 +12,8 @@ import typer
 from hub.cli.context import get_context
 from hub.cli.output import JsonOption, console, emit, table
 from hub.errors import ConfigError
-from hub.outbox.drain import DEFAULT_LEASE, STATUSES, Drainer, list_items, retry_dead
+from hub.outbox.drain import DEFAULT_LEASE, STATUSES, Drainer
+from hub.outbox.items import list_items, retry_dead
 
 __all__ = ["outbox_app"]
 

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from hub.storage import database as storage
 from hub.cli import build_app
 from hub.cli.context import Context
-from hub.outbox.drain import Drainer, enqueue, retry_dead
+from hub.outbox.drain import Drainer, enqueue
+from hub.outbox.items import retry_dead
 from schemas.tables import utcnow
 from tests.hub.outbox_helpers import (
     CardSandbox,
