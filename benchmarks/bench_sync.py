@@ -32,7 +32,6 @@ RSS of ``siyu sync`` child processes for each population size.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -53,7 +52,7 @@ from databases import throwaway  # noqa: E402
 from hub.storage import database as storage  # noqa: E402
 from hub.plugins import load_plugins  # noqa: E402
 from hub.storage import bulk  # noqa: E402
-from hub.sync.engine import sync_accounts  # noqa: E402
+from hub.sync.run import run_sync  # noqa: E402
 from hub.sync.tuning import tuned_for_sync  # noqa: E402
 from hub.testing import free_port  # noqa: E402
 from schemas.tables import FanRow  # noqa: E402
@@ -95,7 +94,7 @@ def run_hub(url: str, database_url: str, page_size: int) -> tuple[float, int]:
     settings = settings_for(host, database_url, tp_account(url, page_size=page_size))
     engine = storage.open_database(database_url)
     started = time.perf_counter()
-    [summary] = asyncio.run(sync_accounts(host, settings, engine, stream="fans"))
+    [summary] = run_sync(host, settings, engine, stream="fans", apply=False).streams  # as `siyu sync` runs
     elapsed = time.perf_counter() - started
     engine.dispose()
     assert summary.error is None, summary.error

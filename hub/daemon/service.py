@@ -84,6 +84,15 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (everywhere but Windows), else the standard one."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    return uvloop.new_event_loop
+
+
 def owner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -109,7 +118,9 @@ def run_daemon(host: PluginHost, settings: Settings, engine: sa.Engine, *, liste
     try:
         sock = listen(listen_host, port)
         try:
-            return asyncio.run(_main(host, settings, engine, sock, ready))
+            # uvloop where installed: the loop `siyu serve` gets from uvicorn, for the same receiver
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                return runner.run(_main(host, settings, engine, sock, ready))
         finally:
             sock.close()
     finally:
