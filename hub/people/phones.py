@@ -34,7 +34,7 @@ class PhoneVault:
             raise ConfigError(
                 f"security.phone_key (or SIYU_PHONE_KEY) must be set to at least {MIN_KEY_LENGTH} characters"
             )
-        self._key = key.encode()
+        self._keyed = hmac.new(key.encode(), digestmod="sha256")  # copied per number: the key is set up once
         enc = encryption_key.get_secret_value() if isinstance(encryption_key, SecretStr) else encryption_key
         try:
             self._fernet = Fernet(enc) if enc else None
@@ -51,7 +51,9 @@ class PhoneVault:
 
     def hash(self, phone: str) -> str:
         """The keyed hash of a normalised number (64 hex characters)."""
-        return hmac.digest(self._key, phone.encode(), "sha256").hex()  # one-shot: OpenSSL's HMAC in C
+        mac = self._keyed.copy()
+        mac.update(phone.encode())
+        return mac.hexdigest()
 
     def encrypt(self, phone: str) -> str | None:
         """The encrypted number, or ``None`` when no encryption key is configured."""

@@ -200,7 +200,7 @@ def _insert(
         return run_postgres
     # A value shared by every row (the account, the flags, the stamps, empty documents) is bound
     # once, as a numbered parameter; the rest go row by row through ``VALUES``.
-    shared = [i for i, column in enumerate(values) if column.count(column[0]) == count]
+    shared = [i for i, column in enumerate(values) if column[-1] == column[0] and column.count(column[0]) == count]
     varying = [i for i in range(len(values)) if i not in shared]
     constants = tuple(values[i][0] for i in shared)
     order = [names[i] for i in shared + varying]
@@ -263,7 +263,7 @@ def prepare_insert(dialect: sa.Dialect, table: sa.Table, columns: Mapping[str, l
     values: list[list[Any]] = []
     for name, column in columns.items():
         spec = table.c[name]
-        if column.count(None) == count and spec.default is None and spec.server_default is None:
+        if column[0] is None and column.count(None) == count and spec.default is None and spec.server_default is None:
             continue
         names.append(name)
         values.append(driver_values(dialect, spec, column))
