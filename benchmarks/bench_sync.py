@@ -25,8 +25,16 @@ for all three.
 It prints one JSON document: fans per second for each, their ratios, and (with ``--rss``) the peak
 RSS of ``siyu sync`` child processes for each population size.
 
+``--instructions N1,N2`` counts instead of timing: the hub and the bare loop each sync N1 and then
+N2 fans in a child process under ``valgrind --tool=callgrind``, and the difference gives the CPU
+instructions per 1,000 fans, start-up excluded.  A count does not depend on what else the machine
+is doing (the same code and input give the same figure), so it shows a change of a few per cent
+that timings on a shared machine cannot; it does not see memory stalls or the overlap of fetching,
+planning and writing, which the timed ratio does.
+
     .venv/bin/python benchmarks/bench_sync.py --fans 100000 --backend sqlite
     .venv/bin/python benchmarks/bench_sync.py --fans 20000 --rss 10000,100000,1000000
+    .venv/bin/python benchmarks/bench_sync.py --fans 0 --instructions 2000,12000
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -159,6 +168,47 @@ def peak_rss(url: str, fans: int, backend: str, tmp: Path, page_size: int, clean
     return usage.ru_maxrss
 
 
+def run_child(which: str, url: str, backend: str, page_size: int) -> None:
+    """One sync of every fan the sandbox at ``url`` holds into a fresh database (``--child``)."""
+    cleanups: list = []
+    with tempfile.TemporaryDirectory() as tmp_name, tuned_for_sync():
+        database_url = fresh_database(backend, Path(tmp_name), cleanups)
+        (run_hub if which == "hub" else run_bare)(url, database_url, page_size)
+    for drop in cleanups:
+        drop()
+
+
+def instructions(which: str, fans: int, backend: str, page_size: int, tmp: Path) -> int:
+    """CPU instructions of a child process that syncs ``fans`` fans, counted by callgrind."""
+    proc, url = start_sandbox(fans)
+    out = tmp / f"callgrind.{which}.{fans}"
+    try:
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                        __file__, "--child", which, "--url", url, "--backend", backend,
+                        "--page-size", str(page_size)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        proc.terminate()
+        proc.wait()
+    totals = [line for line in out.read_text().splitlines() if line.startswith(("summary:", "totals:"))]
+    return int(totals[0].split()[1])
+
+
+def count_instructions(sizes: list[int], backend: str, page_size: int, tmp: Path) -> dict[str, object]:
+    """Instructions per 1,000 fans of the hub and of the bare loop (the two counted side by side)."""
+    small, large = sizes
+    per_1000: dict[str, float] = {}
+
+    def count(which: str) -> None:
+        counts = [instructions(which, n, backend, page_size, tmp) for n in (small, large)]
+        per_1000[which] = (counts[1] - counts[0]) * 1000 / (large - small)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(count, ("hub", "bare")))
+    return {"instructions_per_1000_fans": {k: round(per_1000[k] / 1e6, 1) for k in ("hub", "bare")},
+            "instructions_unit": "millions", "instructions_hub_to_bare": round(per_1000["hub"] / per_1000["bare"], 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fans", type=int, default=100_000)
@@ -166,7 +216,14 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--rounds", type=int, default=5, help="alternate hub and bare this many times")
     parser.add_argument("--rss", default="", help="comma-separated population sizes for the peak-RSS check")
+    parser.add_argument("--instructions", default="", metavar="N1,N2",
+                        help="count CPU instructions per 1,000 fans with callgrind, between two population sizes")
+    parser.add_argument("--child", choices=["hub", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        run_child(args.child, args.url, args.backend, args.page_size)
+        return
 
     sizes = [int(s) for s in args.rss.split(",") if s]
     report: dict[str, object] = {"fans": args.fans, "page_size": args.page_size, "backend": args.backend}
@@ -213,6 +270,9 @@ def main() -> None:
                     proc.wait()
             report["peak_rss_kib"] = rss
             report["rss_ratio_largest_to_smallest"] = round(rss[str(max(sizes))] / rss[str(min(sizes))], 3)
+        if args.instructions:
+            small, large = sorted(int(n) for n in args.instructions.split(","))
+            report.update(count_instructions([small, large], args.backend, args.page_size, tmp))
     for drop in cleanups:
         drop()
     print(json.dumps(report, indent=2))
