@@ -94,8 +94,9 @@ class PushResult:
     """What a push did: ``accepted`` by the platform, with the platform's reference if any.
 
     :param card_no: the card's number on the platform, when a card push learned it (it opened the
-        card, or found the one the member holds); the hub records it on the member card in the
-        transaction that records the push, and later pushes of that card carry it.
+        card, or found the one the member holds); the hub records it on the member card, and on
+        the fan that reported the number the push was sent to, in the transaction that records
+        the push; later pushes of that card carry it.
     """
 
     accepted: bool

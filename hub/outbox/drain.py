@@ -56,7 +56,7 @@ from hub.ledger.cards import CARD_UPDATE
 from hub.plugins import PluginHost
 from hub.platform.account import AccountHandle, open_account
 from schemas import MemberCard, Message
-from schemas.tables import MemberCardRow, OutboxRow, utcnow
+from schemas.tables import FanRow, MemberCardRow, OutboxRow, utcnow
 
 __all__ = [
     "CARD_UPDATE",
@@ -73,6 +73,7 @@ __all__ = [
 log = logging.getLogger("siyu.outbox")
 
 outbox = OutboxRow.__table__
+fans = FanRow.__table__
 cards = MemberCardRow.__table__
 MESSAGE = "message"
 STATUSES = ("pending", "sending", "done", "dead", "superseded")
@@ -305,6 +306,12 @@ class Drainer:
                     cards.c.member_id == payload["member_id"], cards.c.platform == claim.platform,
                     cards.c.account_id == claim.account_id,
                 ).values(**values))
+                if card_no and payload.get("card_no") not in (None, card_no):
+                    # the fan that reported the card (as not opened yet) holds its number from now on
+                    conn.execute(fans.update().where(
+                        fans.c.platform == claim.platform, fans.c.account_id == claim.account_id,
+                        fans.c.card_no == payload["card_no"],
+                    ).values(card_no=card_no, updated_at=now))
             return finished
 
     def _renew(self, claim: _Claim) -> None:

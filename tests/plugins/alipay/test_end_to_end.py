@@ -107,6 +107,8 @@ class Story:
         assert self.sandbox.users[card["user"]].open_id == alipay["platform_uid"]
         [member_card] = rows(self.engine, MemberCardRow, platform="alipay")
         assert member_card["card_no"] == card["biz_card_no"] and member_card["balance"] == 1234
+        [alipay] = rows(self.engine, FanRow, platform="alipay")
+        assert alipay["card_no"] == card["biz_card_no"] and not alipay["needs_card"]  # the fan shows it too
         assert self.sandbox.stats["alipay.marketing.card.open"] == 1
         assert self.user_tokens() == []  # the card is open: the shopper's token is forgotten
         assert self.siyu("outbox", "drain")["sent"] == 0
