@@ -34,12 +34,20 @@ class PhoneVault:
             raise ConfigError(
                 f"security.phone_key (or SIYU_PHONE_KEY) must be set to at least {MIN_KEY_LENGTH} characters"
             )
-        self._keyed = hmac.new(key.encode(), digestmod="sha256")  # copied per number: the key is set up once
+        self._key = key.encode()
+        self._keyed = hmac.new(self._key, digestmod="sha256")  # copied per number: the key is set up once
         enc = encryption_key.get_secret_value() if isinstance(encryption_key, SecretStr) else encryption_key
         try:
             self._fernet = Fernet(enc) if enc else None
         except ValueError:
             raise ConfigError("security.phone_encryption_key is not a Fernet key (32 url-safe base64 bytes)") from None
+
+    def __getstate__(self) -> dict[str, object]:  # a keyed HMAC does not copy or pickle: made again
+        return {name: value for name, value in self.__dict__.items() if name != "_keyed"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._keyed = hmac.new(self._key, digestmod="sha256")
 
     def __repr__(self) -> str:
         return f"PhoneVault(encrypting={self._fernet is not None})"

@@ -194,3 +194,20 @@ def test_a_rate_limit_needs_positive_calls_and_period(tmp_path, host):
     problems = dict(info.value.problems)
     assert problems.keys() == {"accounts[0].rate_limits.*[0]", "accounts[0].rate_limits./cgi-bin/externalcontact/get[1]"}
     assert all("greater than 0" in text for text in problems.values())
+
+
+def test_the_phone_vault_hashes_as_hmac_sha256_and_survives_a_copy():
+    import copy
+    import hashlib
+    import hmac
+    import pickle
+
+    from hub.people.phones import PhoneVault
+
+    vault = PhoneVault(KEY)
+    number = "+8613800138000"
+    expected = hmac.new(KEY.encode(), number.encode(), hashlib.sha256).hexdigest()  # RFC 2104, as stored
+    assert vault.hash(number) == vault.hash(number) == expected
+    assert vault.hash("+8613900139000") != expected
+    for again in (copy.deepcopy(vault), pickle.loads(pickle.dumps(vault))):
+        assert again.hash(number) == expected
