@@ -263,7 +263,8 @@ def prepare_insert(dialect: sa.Dialect, table: sa.Table, columns: Mapping[str, l
     values: list[list[Any]] = []
     for name, column in columns.items():
         spec = table.c[name]
-        if column[0] is None and column.count(None) == count and spec.default is None and spec.server_default is None:
+        if (not count or column[0] is None) and column.count(None) == count and spec.default is None \
+                and spec.server_default is None:
             continue
         names.append(name)
         values.append(driver_values(dialect, spec, column))
