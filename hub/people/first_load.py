@@ -123,31 +123,41 @@ def _copy(cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequen
             copy.write_row(row)
 
 
+_ASSIGN = """
+UPDATE fans SET member_id = COALESCE(a.member_id, fans.member_id),
+                updated_at = CASE WHEN a.member_id IS NULL THEN fans.updated_at ELSE %(now)s END,
+                needs_stitch = fans.needs_stitch AND fans.xmin::text::bigint <> a.version
+FROM stitch_assign a WHERE fans.id = a.fan_id
+"""
+"""Each fan read gets its member (unless handed over: ``NULL``) and, where its row is still the
+version the pass read, its ``needs_stitch`` cleared; a fan written since keeps its flag."""
+
+
 def write_pass(
     conn: sa.Connection, *, members: Iterable[Sequence[Any]], member_columns: Sequence[str],
-    assign: Sequence[tuple[int, int]], keys: Iterable[tuple[int, str, str]], key_count: int, keys_before: int,
-    now: Any,
+    fans: Iterable[tuple[int | None, int, int]], fan_count: int, keys: Iterable[tuple[int, str, str]],
+    key_count: int, keys_before: int, now: Any,
 ) -> None:
     """Insert the pass's members, set ``fans.member_id`` (and ``updated_at = now``) of each
-    ``(member_id, fan_id)`` in ``assign``, and file ``keys`` (``(fan_id, kind, value)``), inside
-    ``conn``'s open transaction.
+    ``(member_id, fan_id, version)`` in ``fans`` (``member_id`` ``None``: left as it is), clear
+    ``needs_stitch`` of those whose row version (``xmin``) is still ``version``, and file ``keys``
+    (``(fan_id, kind, value)``), inside ``conn``'s open transaction.
 
-    :param key_count: how many ``keys`` there are.
+    :param fan_count: how many ``fans`` there are; :param key_count: how many ``keys``.
     :param keys_before: how many identity keys the table held when the pass began.
     """
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         _copy(cursor, "members", member_columns, members)
-        if assign:
+        if fan_count:
             cursor.execute("SELECT count(*) FROM fans")
             # fans keeps its foreign key (to members: dropping it would lock members out too)
-            rebuild = _rebuild(cursor, "fans", len(assign), cursor.fetchone()[0], foreign_keys=False)
-            cursor.execute("CREATE TEMPORARY TABLE stitch_assign (member_id bigint NOT NULL, fan_id bigint NOT NULL) "
-                           "ON COMMIT DROP")
-            _copy(cursor, "stitch_assign", ("member_id", "fan_id"), assign)
+            rebuild = _rebuild(cursor, "fans", fan_count, cursor.fetchone()[0], foreign_keys=False)
+            cursor.execute("CREATE TEMPORARY TABLE stitch_assign (member_id bigint, fan_id bigint NOT NULL, "
+                           "version bigint NOT NULL) ON COMMIT DROP")
+            _copy(cursor, "stitch_assign", ("member_id", "fan_id", "version"), fans)
             cursor.execute("ANALYZE stitch_assign")
-            cursor.execute("UPDATE fans SET member_id = a.member_id, updated_at = %(now)s FROM stitch_assign a "
-                           "WHERE fans.id = a.fan_id", {"now": now})
+            cursor.execute(_ASSIGN, {"now": now})
             cursor.execute("DROP TABLE stitch_assign")
             if rebuild is not None:
                 rebuild.build()

@@ -228,8 +228,12 @@ def stitch(engine: sa.Engine, fan_ids: Iterable[int], *, host: Any = None, limit
 
 
 def _rows(engine: sa.Engine) -> Iterator[Any]:
-    columns = (fans.c.id, fans.c.platform, fans.c.account_id, fans.c.platform_uid, fans.c.union_id,
-               fans.c.phone_hash, fans.c.identity_keys)
+    """The fans without a member, in id order; on PostgreSQL each with ``version``, the row
+    version read (``xmin``: any later write of the row changes it)."""
+    columns = [fans.c.id, fans.c.platform, fans.c.account_id, fans.c.platform_uid, fans.c.union_id,
+               fans.c.phone_hash, fans.c.identity_keys]
+    if engine.dialect.name == "postgresql":
+        columns.append(sa.literal_column("fans.xmin::text::bigint").label("version"))
     last = 0
     while True:
         with engine.connect() as conn:
@@ -306,14 +310,32 @@ def stitch_all(engine: sa.Engine, *, host: Any = None, limit: int = DEFAULT_KEY_
     On PostgreSQL a pass that writes most of ``fans`` (a first load) rebuilds that table's
     indexes rather than writing through them, holding it exclusively while it writes: readers
     of ``fans`` and ``fan_identity_keys`` wait for the pass (:mod:`hub.people.first_load`).
+
+    The fans it stitches leave with ``needs_stitch`` cleared, except one written after the pass
+    read it (a callback's new key), which keeps its flag for :func:`stitch`.  On PostgreSQL the
+    pass's own ``UPDATE`` clears the flags, where a row's version is still the one it read (no
+    second write of every fan on a first load); on SQLite the flags of the fans without a member
+    are cleared before the pass reads them, and a write after that raises a fan's flag again.
     """
+    postgres = engine.dialect.name == "postgresql"
+    if not postgres:
+        _clear_flags(engine)
     for _ in range(REPLANS):
         try:
             return _stitch_pass(engine, host, limit)
         except _Overtaken:
             continue
+    if postgres:
+        _clear_flags(engine)
     left = [row.id for row in _rows(engine)]
     return stitch(engine, left, host=host, limit=limit)
+
+
+def _clear_flags(engine: sa.Engine) -> None:
+    """Clear ``needs_stitch`` of the fans without a member: a pass that reads them next stitches them."""
+    with engine.begin() as conn:
+        conn.execute(fans.update().where(fans.c.member_id.is_(None), fans.c.needs_stitch.is_(True))
+                     .values(needs_stitch=False))
 
 
 REPLANS = 3
@@ -327,10 +349,13 @@ def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
     key_index: dict[Key, int] = {}
     counts = array("q")
     fan_ids = array("q")
+    versions = array("q")  # on PostgreSQL: each fan's row version as read
     flat = array("q")
     offsets = array("q", [0])
     for row in _rows(engine):
         fan_ids.append(row.id)
+        if "version" in row._fields:
+            versions.append(row.version)
         for key in fan_keys(row, _hook_keys(host, row)):
             index = key_index.setdefault(key, len(counts))
             if index == len(counts):
@@ -385,8 +410,12 @@ def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
         if conn.dialect.name == "postgresql":  # COPY and one UPDATE … FROM (hub.people.first_load)
             late_keys = sum(offsets[i + 1] - offsets[i] for i in range(len(fan_ids)) if roots[i] in late_roots) \
                 if late_roots else 0
-            first_load.write_pass(conn, members=new_members, member_columns=MEMBER_COLUMNS, assign=assign,
-                                  keys=filed, key_count=len(flat) - late_keys, keys_before=marker[0], now=now)
+            # every fan read, with the member it joins (None: handed over) and its version as read
+            staged = ((groups.get(roots[i]) if roots[i] not in late_roots else None, fan_ids[i], versions[i])
+                      for i in range(len(fan_ids)))
+            first_load.write_pass(conn, members=new_members, member_columns=MEMBER_COLUMNS, fans=staged,
+                                  fan_count=len(fan_ids), keys=filed, key_count=len(flat) - late_keys,
+                                  keys_before=marker[0], now=now)
         else:  # set-based statements (hub.storage.bulk): multi-row on SQLite
             for chunk in _chunks(new_members):
                 bulk.insert_rows(conn, members_t, MEMBER_COLUMNS, chunk)

@@ -96,9 +96,7 @@ def _add_buyers(engine: sa.Engine, settings: Settings) -> int:
 
 def _stitch(engine: sa.Engine, host: PluginHost, settings: Settings, summary: ApplySummary) -> None:
     limit = settings.ledger.identity_key_limit
-    with engine.begin() as conn:  # no member yet: stitch_all takes them, member_id IS NULL is their mark
-        conn.execute(fans_t.update().where(fans_t.c.member_id.is_(None), fans_t.c.needs_stitch.is_(True))
-                     .values(needs_stitch=False))
+    # the fans without a member: stitch_all takes them (and clears their flags), then the rest
     reports = [stitch_all(engine, host=host, limit=limit)]
     last = 0
     while ids := _flagged_ids(engine, fans_t, "needs_stitch", last):

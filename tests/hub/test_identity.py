@@ -13,7 +13,7 @@ from hub.people.members import FanRef, split
 from hub.plugins import load_plugins
 from schemas.tables import BlockedIdentityKeyRow, FanRow, MemberChangeRow
 
-from .helpers_members import add_fan, grouping
+from .helpers_members import PHONES, add_fan, grouping
 
 fans = FanRow.__table__
 
@@ -153,3 +153,29 @@ def test_stitch_all_stores_times_as_the_column_type_does(engine: sa.Engine) -> N
         assert all(isinstance(s, str) and "+" not in s for s in stamps), stamps
     else:
         assert all(s.utcoffset() is not None for s in stamps)
+
+
+def test_stitch_all_clears_the_flags_it_answers_but_not_of_a_fan_written_after_it_read(engine, monkeypatch) -> None:
+    from hub.people import identity
+    from hub.sync.store import upsert
+    from schemas import Fan
+
+    add_fan(engine, "douyin", "d1", phone="13800138000")
+    add_fan(engine, "wecom", "w1", phone="13800138000")
+    w2 = add_fan(engine, "wecom", "w2", union_id="oU2")
+    read_keys = identity._existing_keys
+
+    def a_callback_meanwhile(conn: sa.Connection, keys: list) -> set[int]:  # the pass has read, not written
+        with engine.begin() as other:
+            upsert(other, [Fan(platform="wecom", account_id="hq", platform_uid="w2", phone="13800138000")], PHONES)
+        return read_keys(conn, keys)
+
+    monkeypatch.setattr(identity, "_existing_keys", a_callback_meanwhile)
+    stitch_all(engine)
+    monkeypatch.undo()
+    with engine.connect() as conn:
+        flags = dict(conn.execute(sa.select(fans.c.platform_uid, fans.c.needs_stitch)).all())
+    assert flags == {"d1": False, "w1": False, "w2": True}  # w2's new phone is still to be stitched
+    assert grouping(engine) == {frozenset({"douyin:d1", "wecom:w1"}), frozenset({"wecom:w2"})}
+    stitch(engine, [w2])  # what `siyu apply` does next with the flagged fan
+    assert grouping(engine) == {frozenset({"douyin:d1", "wecom:w1", "wecom:w2"})}

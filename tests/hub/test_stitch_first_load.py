@@ -58,6 +58,8 @@ def test_a_first_load_rebuilds_the_indexes_and_keys_as_they_were(engine, monkeyp
     assert report.members_created == len(EXPECTED)
     assert [b["kind"] for b in report.blocked] == ["phone"]
     assert _shape(engine) == before
+    with engine.connect() as conn:  # the pass's one UPDATE also cleared what it stitched
+        assert conn.exec_driver_sql("SELECT count(*) FROM fans WHERE needs_stitch").scalar_one() == 0
     keys = FanIdentityKeyRow.__table__
     with engine.connect() as conn:  # the constraints hold again: a key of no fan is refused
         with pytest.raises(sa.exc.IntegrityError):
