@@ -1,9 +1,8 @@
 """Identity stitching: every fan belongs to exactly one member.
 
-Fans that share an identity key are one person.  The keys of a fan are its phone hash
-(``phone``), its union id namespaced by platform family (``wechat_union_id`` for WeCom and
-WeChat, ``douyin_union_id`` …), the keys in ``fan.identity_keys`` (an Alipay ``user_id`` a card
-linked, say) and whatever ``identity_keys`` hook implementations add.
+Fans that share an identity key are one person; what a fan's keys are (phone hash, union id by
+platform family, ``fan.identity_keys``, hook keys) and which values never are keys is
+:mod:`hub.people.keys`'s.
 
 Guard rails
     Blank, ``null``, ``-1``, all-zero and similar placeholder values are never keys.  A key value
@@ -22,8 +21,6 @@ Two ways in
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import itertools
 from array import array
 from collections.abc import Iterable, Iterator
@@ -40,17 +37,13 @@ from hub.storage.database import database_reason
 from hub.ledger.tx import lock_members, run_write
 from hub.events import MembersMerged
 from hub.people import first_load
+from hub.people.keys import Key, fan_keys, hook_keys, usable
 from hub.people.members import create_member, merge_in
-from schemas import Fan
 from schemas.tables import BlockedIdentityKeyRow, FanIdentityKeyRow, FanRow, MemberChangeRow, MemberRow, utcnow
 
 __all__ = ["DEFAULT_KEY_LIMIT", "StitchReport", "fan_keys", "stitch", "stitch_all", "usable"]
 
 DEFAULT_KEY_LIMIT = 20
-PLACEHOLDERS = {"null", "none", "nil", "undefined", "unknown", "n/a", "na", "-1", "test", "anonymous"}
-_FILLER = frozenset("0-_. ")
-UNION_FAMILIES = {"wecom": "wechat", "wechat": "wechat", "weixin": "wechat"}
-CHUNK = 5_000
 STITCH_LOCK = 0x5_1705_71C4
 """PostgreSQL advisory lock a bulk stitching pass holds while it writes (one pass at a time)."""
 
@@ -60,9 +53,6 @@ members_t = MemberRow.__table__
 MEMBER_COLUMNS = ("member_id", "level", "lifetime_points", "balance", "inserted_at", "updated_at")
 blocked_t = BlockedIdentityKeyRow.__table__
 changes = MemberChangeRow.__table__
-
-Key = tuple[str, str]
-
 
 @dataclass
 class StitchReport:
@@ -74,61 +64,6 @@ class StitchReport:
     blocked: list[dict[str, Any]] = field(default_factory=list)
     merged: list[tuple[int, int, str]] = field(default_factory=list)
     """``(survivor, merged, reason)`` of each merge, announced as :class:`hub.events.MembersMerged`."""
-
-
-def usable(value: object) -> str | None:
-    """The value as a key, or ``None`` for blanks and placeholders (``null``, ``-1``, ``0000``…)."""
-    if value is None or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    chars = set(text)
-    if len(chars) == 1 or chars <= _FILLER or text.lower() in PLACEHOLDERS:
-        return None
-    return text if len(text) <= 191 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-def fan_keys(fan: Any, extra: Iterable[tuple[str, str]] = ()) -> set[Key]:
-    """The identity keys of a fan row (or canonical :class:`schemas.Fan` plus its phone hash).
-
-    :param fan: anything with ``platform``, ``union_id``, ``phone_hash`` and ``identity_keys``.
-    :param extra: ``(kind, value)`` pairs contributed by the ``identity_keys`` hook.
-    """
-    found: set[Key] = set()
-    pairs: list[tuple[str, object]] = [("phone", getattr(fan, "phone_hash", None))]
-    if getattr(fan, "union_id", None) is not None:
-        pairs.append((f"{UNION_FAMILIES.get(fan.platform, fan.platform)}_union_id", fan.union_id))
-    pairs.extend((getattr(fan, "identity_keys", None) or {}).items())
-    pairs.extend(extra)
-    for kind, value in pairs:
-        value_text = usable(value)
-        if value_text is None:
-            continue
-        kind_text = _kind(kind)
-        if kind_text:
-            found.add((kind_text, value_text))
-    return found
-
-
-@functools.lru_cache(maxsize=1_024)
-def _kind(kind: object) -> str | None:
-    """A key's kind, normalised (there are few: phone, union ids, the platforms' user ids)."""
-    if isinstance(kind, str) and kind.startswith("phone:"):
-        kind = "phone"  # another number of the person (Fan.other_phones), hashed like the phone
-    text = usable(kind)
-    return text[:64] if text else None
-
-
-def _hook_keys(host: Any, row: Any) -> list[tuple[str, str]]:
-    if host is None or not host.hook.identity_keys.get_hookimpls():
-        return []
-    fan = Fan(platform=row.platform, account_id=row.account_id, platform_uid=row.platform_uid,
-              union_id=row.union_id, identity_keys=dict(row.identity_keys or {}))
-    out: list[tuple[str, str]] = []
-    for contributed in host.hook.identity_keys(fan=fan):
-        out.extend((str(k), str(v)) for k, v in contributed or [])
-    return out
 
 
 def _pinned_fans(conn: sa.Connection) -> set[int]:
@@ -165,7 +100,7 @@ def _block(conn: sa.Connection, key: Key, count: int, report: StitchReport) -> N
 
 
 def _stitch_one(conn: sa.Connection, row: Any, host: Any, limit: int, pinned: set[int], report: StitchReport) -> None:
-    keys = fan_keys(row, _hook_keys(host, row))
+    keys = fan_keys(row, hook_keys(host, row))
     _file_keys(conn, row.id, keys)
     blocked = {(b.kind, b.value) for b in conn.execute(sa.select(blocked_t.c.kind, blocked_t.c.value).where(
         sa.tuple_(blocked_t.c.kind, blocked_t.c.value).in_(sorted(keys))))} if keys else set()
@@ -356,7 +291,7 @@ def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
         fan_ids.append(row.id)
         if "version" in row._fields:
             versions.append(row.version)
-        for key in fan_keys(row, _hook_keys(host, row)):
+        for key in fan_keys(row, hook_keys(host, row)):
             index = key_index.setdefault(key, len(counts))
             if index == len(counts):
                 counts.append(0)
