@@ -62,6 +62,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # statement journals and materialised subqueries in memory: a sync page's multi-row insert
+    # otherwise spilled its statement journal to a new temporary file, about a hundred writes a page
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 
