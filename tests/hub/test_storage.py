@@ -122,11 +122,13 @@ def test_naive_times_are_refused_at_the_door(engine):
                                                         followed_at=datetime(2024, 5, 1))])
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_temporary_files_in_memory(tmp_path):
     engine = storage.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        # 2 = MEMORY: a page's statement journal is not a new file on disk for every sync page
+        assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2
     engine.dispose()
 
 
