@@ -10,8 +10,10 @@ times, and reports the median wall time and the peak resident memory of the chil
 (``ru_maxrss``), and a bare ``executemany`` of the same number of ``UPDATE fans SET member_id``
 rows as a yardstick.  ``--against`` runs another checkout's hub (a git worktree of a base
 commit, say) on the same fans, its rounds interleaved with this one's, and reports both and
-their ratio.  Each round checks afterwards that no fan is left without a member and that the
-tables' indexes are the ones they had.  Prints one JSON document.
+their ratio.  ``--as-apply`` times what ``siyu apply`` does instead (``apply_pending``: its
+stitching with whatever it does around :func:`~hub.people.identity.stitch_all`, such as clearing
+the fans' ``needs_stitch`` flags).  Each round checks afterwards that no fan is left without a
+member and that the tables' indexes are the ones they had.  Prints one JSON document.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def _shape(engine: sa.Engine) -> list[tuple[str, str]]:
         return sorted((str(a), str(b)) for a, b in conn.exec_driver_sql(INDEXES[engine.dialect.name]))
 
 
-def child(url: str, root: str) -> None:
+def child(url: str, root: str, as_apply: bool) -> None:
     """One round, in its own process, with the ``hub`` of the checkout ``root``."""
     sys.path.insert(0, root)
     from hub.people import identity
@@ -92,20 +94,32 @@ def child(url: str, root: str) -> None:
 
     engine = storage.create_engine(url)
     shape = _shape(engine)
+    if as_apply:
+        from hub.config import parse_settings
+        from hub.plugins import load_plugins
+        from hub.sync.apply import apply_pending
+
+        host = load_plugins()
+        settings = parse_settings({"database": {"url": url}, "security": {"phone_key": "k" * 32}}, host)
     started = time.perf_counter()
-    report = identity.stitch_all(engine)
+    if as_apply:
+        summary = apply_pending(engine, host, settings)
+        fans, members, blocked = summary.fans_stitched, summary.members_created, len(summary.blocked_keys)
+    else:
+        report = identity.stitch_all(engine)
+        fans, members, blocked = report.fans, report.members_created, len(report.blocked)
     seconds = time.perf_counter() - started
     with engine.connect() as conn:
         left = conn.execute(sa.text("SELECT count(*) FROM fans WHERE member_id IS NULL")).scalar_one()
-    print(json.dumps({"seconds": round(seconds, 2), "fans": report.fans, "members": report.members_created,
-                      "blocked_keys": len(report.blocked), "unstitched_after": left,
+    print(json.dumps({"seconds": round(seconds, 2), "fans": fans, "members": members,
+                      "blocked_keys": blocked, "unstitched_after": left,
                       "indexes_unchanged": _shape(engine) == shape,
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
     engine.dispose()
 
 
-def _round(root: Path, url: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, "--child", url, str(root)],
+def _round(root: Path, url: str, as_apply: bool) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, __file__, "--child", url, str(root), *(["--as-apply"] if as_apply else [])],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"stitching round in {root} failed:\n{done.stderr[-2000:]}")
@@ -174,7 +188,7 @@ def _summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
-        child(sys.argv[2], sys.argv[3])
+        child(sys.argv[2], sys.argv[3], "--as-apply" in sys.argv[4:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fans", type=int, default=1_000_000)
@@ -182,6 +196,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="stitching rounds, each on a fresh copy (median reported)")
     parser.add_argument("--against", type=Path, help="another checkout whose hub runs interleaved rounds")
     parser.add_argument("--no-yardstick", action="store_true", help="skip the bare UPDATE yardstick")
+    parser.add_argument("--as-apply", action="store_true", help="time `siyu apply` (apply_pending) instead of stitch_all")
     args = parser.parse_args()
     here = HERE
     roots = [here] + ([args.against.resolve()] if args.against else [])
@@ -198,12 +213,12 @@ def main() -> None:
                 for root in roots:
                     made = copies.make()
                     try:
-                        results[root].append(_round(root, made))
+                        results[root].append(_round(root, made, args.as_apply))
                     finally:
                         copies.drop(made)
         finally:
             drop()
-    doc: dict[str, Any] = {"benchmark": "stitch_all", "backend": args.backend, "fans_generated": args.fans,
+    doc: dict[str, Any] = {"benchmark": "apply_pending" if args.as_apply else "stitch_all", "backend": args.backend, "fans_generated": args.fans,
                            "generate_seconds": generated, "bare_update_executemany_seconds": bare,
                            "rounds": args.rounds, **_summary(results[here]), "goal_seconds": 60}
     if args.against:
