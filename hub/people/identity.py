@@ -285,11 +285,12 @@ def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
     counts = array("q")
     fan_ids = array("q")
     versions = array("q")  # on PostgreSQL: each fan's row version as read
+    versioned = engine.dialect.name == "postgresql"
     flat = array("q")
     offsets = array("q", [0])
     for row in _rows(engine):
         fan_ids.append(row.id)
-        if "version" in row._fields:
+        if versioned:
             versions.append(row.version)
         for key in fan_keys(row, hook_keys(host, row)):
             index = key_index.setdefault(key, len(counts))
@@ -346,7 +347,7 @@ def _stitch_pass(engine: sa.Engine, host: Any, limit: int) -> StitchReport:
             late_keys = sum(offsets[i + 1] - offsets[i] for i in range(len(fan_ids)) if roots[i] in late_roots) \
                 if late_roots else 0
             # every fan read, with the member it joins (None: handed over) and its version as read
-            staged = ((groups.get(roots[i]) if roots[i] not in late_roots else None, fan_ids[i], versions[i])
+            staged = ((None if roots[i] in late_roots else groups[roots[i]], fan_ids[i], versions[i])
                       for i in range(len(fan_ids)))
             first_load.write_pass(conn, members=new_members, member_columns=MEMBER_COLUMNS, fans=staged,
                                   fan_count=len(fan_ids), keys=filed, key_count=len(flat) - late_keys,
