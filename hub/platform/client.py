@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from hub.errors import TransientError
+from hub.errors import PlatformError, TransientError
 from hub.platform.errormap import check_response
 from hub.platform.retry import RetryCounter, RetryPolicy, retrying
 
@@ -169,9 +169,23 @@ class HubClient(httpx.AsyncClient):
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
         """Send ``request`` (through its auth flow) under the retry policy; raise the hub error of
-        the last attempt when every attempt failed."""
+        the last attempt when every attempt failed.
+
+        The first attempt goes out on its own: most requests need no other, and the retry
+        machinery (tenacity's objects, which refer to each other and so wait for the cycle
+        collector) is built only for a request that failed.  That failure is then the policy's
+        first attempt, counted, logged and waited for as any other.
+        """
+        try:
+            return await self._send_once(request, **kwargs)
+        except PlatformError as exc:
+            if not exc.retryable:
+                raise
+            failed = [exc]
         async for attempt in retrying(self.retry, self.retries, on_rate_limited=self.limiters.block):
             with attempt:
+                if failed:
+                    raise failed.pop()
                 return await self._send_once(request, **kwargs)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -184,6 +198,10 @@ class HubClient(httpx.AsyncClient):
                 started = time.monotonic()
                 response = await super().send(request, **kwargs)
                 await response.aread()
+                # httpx binds a response and its network stream to each other, a reference cycle
+                # that only the cycle collector frees, holding the body (and its parsed JSON) until
+                # then; once read, the body is the whole stream
+                response.stream = httpx.ByteStream(response.content)
         except httpx.TimeoutException as exc:
             log.info("%s %s timed out after %.3fs", request.method, path, time.monotonic() - started)
             raise TransientError(f"timed out ({type(exc).__name__})", **context) from exc

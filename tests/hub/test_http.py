@@ -8,6 +8,7 @@ import respx
 
 import hub
 from hub.platform.client import build_client
+from hub.platform.retry import RetryPolicy
 from siyu_testplatform.adapter import TestplatAdapter
 
 
@@ -85,3 +86,35 @@ async def test_each_request_is_retried_on_its_own_and_a_rate_limit_holds_the_who
     assert all(p == "/limited" or at - started >= 0.38 for p, at in sent[1:]), sent
     assert client.retries.by_reason == {"RateLimited": 1, "TransientError": 1}
     assert client.calls == 7
+
+
+
+async def test_a_request_that_succeeds_leaves_nothing_for_the_cycle_collector():
+    """A sync sends a request a page, and the collector runs rarely during a sync
+    (hub.sync.tuning): a response left in a reference cycle would hold its body and parsed JSON
+    until then, and the retry machinery's objects would pile up.  Only the reference counts free
+    what a successful request used."""
+    import gc
+    import weakref
+
+    def platform(request: httpx.Request) -> httpx.Response:  # keeps no record of its calls, unlike a router
+        return httpx.Response(200, json={"code": 0, "data": {"fans": [{"uid": "u1"}] * 100}})
+
+    client = build_client(TestplatAdapter, "hq", base_url="https://p.example", transport=httpx.MockTransport(platform),
+                          retry=RetryPolicy(attempts=3))
+    client.adapter = TestplatAdapter(config=TestplatAdapter.Config(client_id="i", client_secret="s"), client=client)
+    gc.disable()
+    try:
+        async with client:
+            await client.get("/v1/fans")  # the connection and the client's lazy parts, once
+            gc.collect()
+            for _ in range(20):
+                response = await client.get("/v1/fans")
+                assert hub.response_json(response, platform="testplat")["data"]["fans"][0] == {"uid": "u1"}
+            assert response.is_closed
+            freed = weakref.ref(response)
+            del response
+            assert freed() is None
+            assert gc.collect() == 0
+    finally:
+        gc.enable()
