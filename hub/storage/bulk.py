@@ -17,9 +17,10 @@ PostgreSQL (``%s`` / ``%b`` placeholders, psycopg)
     (psycopg parses a statement's placeholders in Python, so thousands of them cost more than
     the insert).
 
-Both: a one-row upsert on a natural key (``INSERT … ON CONFLICT (…) DO UPDATE``), ``BEGIN
-IMMEDIATE`` for a SQLite write transaction, and moving a PostgreSQL serial sequence after rows
-were inserted with explicit ids.
+Both: an insert that leaves out rows whose key is stored (``ON CONFLICT (…) DO NOTHING``, its
+row count saying how many it wrote), a one-row upsert on a natural key (``INSERT … ON CONFLICT
+(…) DO UPDATE``), ``BEGIN IMMEDIATE`` for a SQLite write transaction, and moving a PostgreSQL
+serial sequence after rows were inserted with explicit ids.
 
 Values reach the driver as SQLAlchemy would send them: each column type's own bind processor
 (:func:`bind_processor`, the one place that asks SQLAlchemy's type system for it) converts them,
@@ -182,20 +183,23 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 
 def _insert(
     dialect: sa.Dialect, table: sa.Table, names: Sequence[str], values: list[list[Any]], count: int,
-    returning: Sequence[str] = (),
-) -> Callable[[sa.Connection], list[tuple[Any, ...]]]:
+    returning: Sequence[str] = (), skip_on: Sequence[str] = (),
+) -> Callable[[sa.Connection], tuple[int, list[tuple[Any, ...]]]]:
     """The insert of ``count`` rows given as columns of driver values, as a function of a
-    connection that returns the ``returning`` columns of the inserted rows."""
+    connection that returns how many rows it inserted and their ``returning`` columns.  With
+    ``skip_on`` (the columns of a unique constraint), a row whose key is stored is left out
+    instead of failing the statement."""
     quote = dialect.identifier_preparer.quote
-    tail = f" RETURNING {', '.join(map(quote, returning))}" if returning else ""
+    skip = f" ON CONFLICT ({', '.join(map(quote, skip_on))}) DO NOTHING" if skip_on else ""
+    tail = skip + (f" RETURNING {', '.join(map(quote, returning))}" if returning else "")
     if _postgres(dialect):
         arrays = ", ".join(f"%b::{_array_type(dialect, table.c[name])}" for name in names)
         sql = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) SELECT * FROM unnest({arrays}){tail}"
         params = tuple(values)
 
-        def run_postgres(conn: sa.Connection) -> list[tuple[Any, ...]]:
+        def run_postgres(conn: sa.Connection) -> tuple[int, list[tuple[Any, ...]]]:
             result = conn.exec_driver_sql(sql, params)
-            return list(result.all()) if returning else []
+            return result.rowcount, list(result.all()) if returning else []
 
         return run_postgres
     # A value shared by every row (the account, the flags, the stamps, empty documents) is bound
@@ -207,6 +211,8 @@ def _insert(
     picks = [f"?{n}" for n in range(1, len(shared) + 1)] + [f"column{n}" for n in range(1, len(varying) + 1)]
     head = (f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, order))}) "
             f"SELECT {', '.join(picks)} FROM (VALUES ")
+    if skip:  # SQLite reads an upsert's ON after a bare FROM as a join's: a WHERE ends the SELECT
+        tail = f" WHERE true{tail}"
     group = f"({', '.join('?' * len(varying))})" if varying else "(NULL)"
     per = max(1, (SQLITE_MAX_PARAMS - len(shared)) // max(1, len(varying)))
     chunks = []  # (statement, the shared values then the varying ones row after row)
@@ -216,44 +222,38 @@ def _insert(
         flat = constants + tuple(chain.from_iterable(zip(*part, strict=True))) if varying else constants
         chunks.append((f"{head}{', '.join([group] * rows)}){tail}", flat))
 
-    def run_sqlite(conn: sa.Connection) -> list[tuple[Any, ...]]:
-        out: list[tuple[Any, ...]] = []
+    def run_sqlite(conn: sa.Connection) -> tuple[int, list[tuple[Any, ...]]]:
+        inserted, out = 0, []
         for sql, flat in chunks:
             result = conn.exec_driver_sql(sql, flat)
             if returning:
                 out.extend(result.all())
-        return out
+            inserted += result.rowcount
+        return inserted, out
 
     return run_sqlite
 
 
 class PreparedInsert:
     """The insert of new rows, converted for the driver when prepared (:func:`prepare_insert`):
-    call it with a connection to run it; :meth:`without` gives the same insert without some rows."""
+    call it with a connection to run it; it returns how many rows it inserted.  With ``skip_on``
+    (the columns of a unique constraint) a row whose key is already stored is left out, and the
+    count says so, where without it the statement fails."""
 
     def __init__(self, dialect: sa.Dialect, table: sa.Table, names: list[str], values: list[list[Any]],
-                 count: int) -> None:
-        self.dialect = dialect
-        self.table = table
-        self.names = names
-        self.values = values
+                 count: int, skip_on: Sequence[str] = ()) -> None:
         self.count = count
-        self._run = _insert(dialect, table, names, values, count) if count else None
+        self.skip_on = tuple(skip_on)
+        self._run = _insert(dialect, table, names, values, count, skip_on=skip_on) if count else None
 
-    def __call__(self, conn: sa.Connection) -> None:
-        if self._run is not None:
-            self._run(conn)
-
-    def without(self, rows: Iterable[int]) -> PreparedInsert:
-        """This insert less the rows at the positions ``rows`` (0-based, in the order given)."""
-        dropped = set(rows)
-        keep = [i for i in range(self.count) if i not in dropped]
-        values = [[column[i] for i in keep] for column in self.values]
-        return PreparedInsert(self.dialect, self.table, self.names, values, len(keep))
+    def __call__(self, conn: sa.Connection) -> int:
+        return self._run(conn)[0] if self._run is not None else 0
 
 
-def prepare_insert(dialect: sa.Dialect, table: sa.Table, columns: Mapping[str, list[Any]], count: int) -> PreparedInsert:
-    """The insert of ``count`` new rows of ``table``, given a column at a time as Python values.
+def prepare_insert(dialect: sa.Dialect, table: sa.Table, columns: Mapping[str, list[Any]], count: int,
+                   skip_on: Sequence[str] = ()) -> PreparedInsert:
+    """The insert of ``count`` new rows of ``table``, given a column at a time as Python values
+    (``skip_on``: see :class:`PreparedInsert`).
 
     The values are converted now (:func:`driver_values`), without SQLAlchemy's per-row parameter
     structures, so that running the statement costs the driver only.  A column that is ``None``
@@ -268,7 +268,7 @@ def prepare_insert(dialect: sa.Dialect, table: sa.Table, columns: Mapping[str, l
             continue
         names.append(name)
         values.append(driver_values(dialect, spec, column))
-    return PreparedInsert(dialect, table, names, values, count)
+    return PreparedInsert(dialect, table, names, values, count, skip_on)
 
 
 def insert_rows(
@@ -281,7 +281,7 @@ def insert_rows(
     """
     if not rows:
         return []
-    return _insert(conn.dialect, table, columns, _columns(rows, len(columns)), len(rows), returning)(conn)
+    return _insert(conn.dialect, table, columns, _columns(rows, len(columns)), len(rows), returning)(conn)[1]
 
 
 # --- one row on its natural key -----------------------------------------------------------------

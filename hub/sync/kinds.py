@@ -167,6 +167,11 @@ class Kind:
     """Pending-work columns, each raised when the fields it watches are written with a value
     (``None``: any field); :mod:`hub.sync.apply` clears them once the work is done."""
 
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The columns of the natural key (a unique constraint of the table)."""
+        return tuple(dict.fromkeys(("platform", "account_id", self.uid)))
+
 
 ANY = None
 KINDS: dict[type[Record], Kind] = {

@@ -4,9 +4,10 @@ A plan is what a batch would change, decided before it is written: its outcome
 (:class:`UpsertResult`) and its statements.  :func:`plan_upsert` reads the stored rows of the
 batch (one index-only look-up of their keys; full rows only for those found) and plans new
 records' inserts, changed records' updates in place, and counts the rest unchanged.
-:func:`plan_inserts` plans the batch as new records without touching the database, and
-:func:`write_plan` checks that assumption in the transaction that writes the plan: the records
-found stored there are planned as updates, the others keep the inserts already prepared.
+:func:`plan_inserts` plans the batch as new records without touching the database, and its
+insert checks that assumption as it runs: it leaves out any record already stored, and
+:func:`write_plan`, finding fewer rows inserted than planned, plans the batch again with
+:func:`plan_upsert` in a new transaction.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from hub.sync.kinds import Kind, kind_of, new_rows
 from schemas import Record
 from schemas.tables import utcnow
 
-__all__ = ["UpsertPlan", "UpsertResult", "plan_inserts", "plan_upsert", "write_plan"]
+__all__ = ["StoredMeanwhile", "UpsertPlan", "UpsertResult", "plan_inserts", "plan_upsert", "write_plan"]
 
 
 @dataclass
@@ -47,29 +48,22 @@ class UpsertPlan:
 
     result: UpsertResult = field(default_factory=UpsertResult)
     statements: list[bulk.Statement] = field(default_factory=list)
-    assumes_new: list[_Assumed] = field(default_factory=list)
-    """For a plan made without a look-up (:func:`plan_inserts`): the records it takes to be new,
-    by kind and account, which :func:`write_plan` checks before it writes."""
 
     def write(self, conn: sa.Connection) -> UpsertResult:
         """Run the statements on ``conn`` (for :func:`plan_upsert`'s plans, in the transaction that
-        read; :func:`write_plan` writes any plan safely in a transaction of its own)."""
+        read; :func:`write_plan` writes any plan safely in a transaction of its own).
+
+        :raises StoredMeanwhile: when an insert of :func:`plan_inserts` met stored records.
+        """
         for statement in self.statements:
-            statement(conn)
+            done = statement(conn)
+            if isinstance(statement, bulk.PreparedInsert) and statement.skip_on and done != statement.count:
+                raise StoredMeanwhile(f"{statement.count - done} of the records planned as new are stored")
         return self.result
 
 
-@dataclass
-class _Assumed:
-    """A group of records :func:`plan_inserts` took to be new, and the insert it planned for them."""
-
-    kind: Kind
-    platform: str
-    account_id: str
-    by_uid: dict[str, Record]
-    """The records by uid, in the order of the insert's rows."""
-    insert: int
-    """The insert's position in the plan's statements."""
+class StoredMeanwhile(Exception):
+    """A plan made without a look-up (:func:`plan_inserts`) took stored records for new ones."""
 
 
 _OWNER = attrgetter("platform", "account_id")
@@ -95,57 +89,29 @@ def _groups(records: Sequence[Record]) -> dict[tuple[Kind, str, str], dict[str, 
 
 
 def _inserts(dialect: sa.Dialect, kind: Kind, records: list[Record], phones: PhoneVault,
-             now: datetime) -> bulk.PreparedInsert:
-    """The driver-level insert of new ``records`` (:func:`hub.storage.bulk.prepare_insert`)."""
-    return bulk.prepare_insert(dialect, kind.table, new_rows(kind, records, phones, now), len(records))
+             now: datetime, *, skip_stored: bool = False) -> bulk.PreparedInsert:
+    """The driver-level insert of new ``records`` (:func:`hub.storage.bulk.prepare_insert`);
+    ``skip_stored``: leaving out those stored on their natural key."""
+    return bulk.prepare_insert(dialect, kind.table, new_rows(kind, records, phones, now), len(records),
+                               skip_on=kind.key if skip_stored else ())
 
 
 def plan_inserts(dialect: sa.Dialect, records: Sequence[Record], phones: PhoneVault) -> UpsertPlan:
     """What :func:`plan_upsert` plans for ``records`` if none of them is stored: their inserts,
-    made without touching the database.  :func:`write_plan` checks that assumption inside the
-    transaction that writes the plan (one index-only look-up) and plans the records again there
-    where it does not hold.  A first sync, whose records are all new, is planned this way
-    without waiting for the database."""
+    made without touching the database.  Each insert leaves out the records that are stored
+    when it runs (on their natural key), and :meth:`UpsertPlan.write` then raises
+    :class:`StoredMeanwhile` (:func:`write_plan` plans the batch again).  A first sync, whose
+    records are all new, is planned this way without waiting for the database and written with
+    one statement a page."""
     plan = UpsertPlan()
     now = utcnow()
     groups = _groups(records)
-    for (kind, platform, account_id), by_uid in groups.items():
+    for (kind, _platform, _account_id), by_uid in groups.items():
         inserts = list(by_uid.values())
         plan.result.inserted += len(inserts)
         plan.result.changed += [(record, True) for record in inserts]
-        plan.assumes_new.append(_Assumed(kind, platform, account_id, by_uid, len(plan.statements)))
-        plan.statements.append(_inserts(dialect, kind, inserts, phones, now))
+        plan.statements.append(_inserts(dialect, kind, inserts, phones, now, skip_stored=True))
     plan.result.unchanged += len(records) - sum(len(g) for g in groups.values())
-    return plan
-
-
-def _recheck(conn: sa.Connection, planned: UpsertPlan, phones: PhoneVault) -> UpsertPlan:
-    """``planned`` (made by :func:`plan_inserts`) as it holds in ``conn``'s transaction: the
-    records found stored leave its inserts and are planned as updates (or counted unchanged);
-    the others keep the rows already prepared for them."""
-    stored = [set(_stored_uids(conn, a.kind, a.platform, a.account_id, list(a.by_uid))) for a in planned.assumes_new]
-    if not any(stored):
-        return planned
-    plan = UpsertPlan(statements=list(planned.statements))
-    plan.result.unchanged = planned.result.unchanged  # a batch's earlier duplicates of a record
-    for assumed, found in zip(planned.assumes_new, stored, strict=True):
-        if not found:
-            plan.result.inserted += len(assumed.by_uid)
-            plan.result.changed += [(record, True) for record in assumed.by_uid.values()]
-            continue
-        insert = plan.statements[assumed.insert]
-        assert isinstance(insert, bulk.PreparedInsert)
-        plan.statements[assumed.insert] = insert.without(i for i, uid in enumerate(assumed.by_uid) if uid in found)
-        part = UpsertPlan()
-        _plan_group(conn, assumed.kind, assumed.platform, assumed.account_id,
-                    {uid: assumed.by_uid[uid] for uid in assumed.by_uid if uid in found}, phones, part)
-        plan.statements += part.statements
-        plan.result.inserted += len(assumed.by_uid) - len(found)
-        plan.result.updated += part.result.updated
-        plan.result.unchanged += part.result.unchanged
-        updated = {id(record) for record, _ in part.result.changed}
-        plan.result.changed += [(record, uid not in found) for uid, record in assumed.by_uid.items()
-                                if uid not in found or id(record) in updated]  # in the records' order
     return plan
 
 
@@ -157,16 +123,15 @@ def write_plan(
     the latter on another connection) and then ``also`` (a sync's checkpoint) in one transaction
     of their own.
 
-    A plan's view of what is stored may be out of date when it is written: the records it takes
-    to be new that are stored (by an earlier page, a callback, another process) are planned again
-    inside the transaction that writes them, as updates, and the rest keep their prepared rows;
-    if another writer stores one before the insert (which then meets the natural key's
-    constraint), the whole batch is planned again in a new transaction.
+    A plan's view of what is stored may be out of date when it is written: when a record it
+    takes to be new is stored (by an earlier page, a callback, another process), the batch is
+    planned again with :func:`plan_upsert` in a new transaction, whether the plan's insert left
+    the record out (:func:`plan_inserts`) or met the natural key's constraint.
     """
     try:
         with engine.begin() as conn:
-            return _write(conn, _recheck(conn, planned, phones), also)
-    except sa.exc.IntegrityError:
+            return _write(conn, planned, also)
+    except (StoredMeanwhile, sa.exc.IntegrityError):
         with engine.begin() as conn:
             return _write(conn, plan_upsert(conn, records, phones), also)
 

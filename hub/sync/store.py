@@ -65,12 +65,12 @@ class PageWriter:
 
     ``plan`` is called for each page in the event loop's thread, as soon as the page is fetched,
     and returns its *write*: a function without arguments to run in a worker thread.  Running it
-    opens one transaction, checks with one index-only look-up that none of the page's records is
-    stored (by an earlier page, a callback, a re-sync; if some are, or another writer stores one
-    meanwhile, the page is planned again inside that transaction: new records inserted, changed
-    ones updated, the rest counted unchanged), writes the page, sets the stream's checkpoint to
-    the page's next cursor and commits: the page and its checkpoint are stored together or not
-    at all.  The caller runs the writes one after another in page order, and calls ``announce``
+    opens one transaction, inserts the page's records, leaving out any that is stored (by an
+    earlier page, a callback, a re-sync, another writer meanwhile), sets the stream's checkpoint
+    to the page's next cursor and commits: the page and its checkpoint are stored together or not
+    at all.  When the insert left a record out, that transaction is rolled back and the page is
+    planned again in a new one (new records inserted, changed ones updated in place, the rest
+    counted unchanged).  The caller runs the writes one after another in page order, and calls ``announce``
     with a write's result once it is committed.
 
     The plan is made without waiting for the database, as new records (a first sync's records

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.people.phones import PhoneVault
+from hub.sync.kinds import KINDS
 from hub.sync.plans import plan_inserts, plan_upsert, write_plan
 from hub.sync.store import upsert
 from schemas import Fan, FollowRelation, Order
@@ -295,3 +296,12 @@ def test_a_page_whose_write_fails_leaves_neither_rows_nor_checkpoint(engine):
 def test_a_writer_refuses_a_record_kind_the_hub_does_not_store(engine):
     with pytest.raises(TypeError, match="cannot store a str"):
         writer_for(engine).plan(["not a record"], "c1")
+
+
+@pytest.mark.parametrize("kind", list(KINDS.values()), ids=lambda kind: kind.model.__name__)
+def test_each_kinds_natural_key_is_a_unique_constraint_of_its_table(kind):
+    """A sync page's insert leaves out stored records on this key (``ON CONFLICT … DO NOTHING``),
+    which both databases accept only for the columns of a unique constraint."""
+    unique = [{column.name for column in constraint.columns} for constraint in kind.table.constraints
+              if isinstance(constraint, sa.UniqueConstraint)]
+    assert set(kind.key) in unique
