@@ -18,6 +18,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -138,9 +139,10 @@ async def sync_stream(
     error that is not retried.
 
     Three things overlap: the next page is fetched (and validated) while this one is planned,
-    and pages are committed by a worker thread, in order, while the event loop goes on.  What a
-    page's write is belongs to the store (:class:`hub.sync.store.PageWriter`: the plan, the check
-    in the transaction, the checkpoint, the announcement); this loop only orders the writes.
+    and pages are committed by the stream's own writer thread, in order, while the event loop
+    goes on.  What a page's write is belongs to the store (:class:`hub.sync.store.PageWriter`:
+    the plan, the check in the transaction, the checkpoint, the announcement); this loop only
+    orders the writes.
     Each commit holds one page and its checkpoint, and a page is committed only after every page
     before it was: whatever instant the process dies at, the database holds pages 1..k and
     checkpoint k.
@@ -153,11 +155,13 @@ async def sync_stream(
     calls_before = handle.calls
     in_flight: deque[_Write] = deque()
     writer = PageWriter(engine, settings.phones, host, account.platform, account.account_id, stream)
+    loop = asyncio.get_running_loop()
+    writer_thread = ThreadPoolExecutor(1, thread_name_prefix="siyu-writer")  # one thread: its caches stay warm
 
     async def commit(previous: asyncio.Future[UpsertResult] | None, write: Callable[[], UpsertResult]) -> UpsertResult:
         if previous is not None:
             await previous  # in page order; after a failed page nothing later is written
-        return await asyncio.to_thread(write)
+        return await loop.run_in_executor(writer_thread, write)
 
     def committed(done: _Write) -> None:
         result = done.task.result()
@@ -215,7 +219,10 @@ async def sync_stream(
     finally:
         if pending is not None:
             pending.cancel()
-        await _drain(in_flight, committed, summary)
+        try:
+            await _drain(in_flight, committed, summary)
+        finally:
+            writer_thread.shutdown(wait=False)  # its last write is done, or the process is ending
     summary.retries = handle.retries.total
     summary.retry_reasons = dict(handle.retries.by_reason)
     summary.api_calls = handle.calls - calls_before
