@@ -106,7 +106,7 @@ def plan_inserts(dialect: sa.Dialect, records: Sequence[Record], phones: PhoneVa
     plan = UpsertPlan()
     now = utcnow()
     groups = _groups(records)
-    for (kind, _platform, _account_id), by_uid in groups.items():
+    for (kind, *_), by_uid in groups.items():
         inserts = list(by_uid.values())
         plan.result.inserted += len(inserts)
         plan.result.changed += [(record, True) for record in inserts]
