@@ -3,7 +3,8 @@ transaction.
 
 For each stream an adapter supports, the engine loads the checkpoint, fetches a page (under the
 retry policy), and in ONE database transaction upserts the page's records and moves the
-checkpoint to the page's ``next_cursor``.  Killing the process at any instant therefore loses at
+checkpoint to the page's ``next_cursor`` (pages that waited for the writer share that
+transaction, and the checkpoint is the last one's).  Killing the process at any instant therefore loses at
 most a page that was never committed, and the next run fetches it again: no gap, no duplicate.
 The next page is fetched while the current one is written, and no stream is ever held whole.
 When a stream ends, its checkpoint is cleared, so the next run is a fresh pass (idempotent: the
@@ -20,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from operator import attrgetter
 from typing import Any
 
@@ -34,7 +36,7 @@ from hub.plugins import PluginHost
 from hub.platform.account import AccountHandle, open_account
 from hub.platform.retry import RetryCounter
 from hub.storage.database import database_reason
-from hub.sync.store import PageWriter, UpsertResult
+from hub.sync.store import PageWrite, PageWriter, UpsertResult
 from schemas import Capability, Record
 
 __all__ = ["STREAMS", "ProgressCallback", "StreamSummary", "sync_accounts", "sync_stream"]
@@ -118,10 +120,61 @@ four.  Fewer only overlap less; nothing depends on it."""
 
 @dataclass
 class _Write:
-    """One page on its way to the database: its plan, then its commit (a task)."""
+    """One page on its way to the database: its write, then its outcome (a future)."""
 
     page: Page[Record]
+    write: PageWrite
     task: asyncio.Future[UpsertResult]
+
+
+class _WriteQueue:
+    """A stream's pages on their way to its writer thread, in page order: the pages planned while
+    the thread writes go together in its next transaction (:meth:`PageWriter.write`), and once a
+    page failed none after it is written."""
+
+    def __init__(self, writer: PageWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self.writer = writer
+        self.loop = loop
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="siyu-writer")  # one thread: its caches stay warm
+        self.waiting: list[_Write] = []
+        self.writing = False
+        self.failure: BaseException | None = None
+
+    def add(self, page: Page[Record], write: PageWrite) -> _Write:
+        """Queue a planned page; its ``task`` gets the page's outcome once its transaction ended."""
+        queued = _Write(page, write, self.loop.create_future())
+        if self.failure is not None:
+            queued.task.set_exception(self.failure)
+            return queued
+        self.waiting.append(queued)
+        if not self.writing:
+            self._hand_over()
+        return queued
+
+    def close(self) -> None:
+        self.thread.shutdown(wait=False)
+
+    def _hand_over(self) -> None:
+        batch, self.waiting = self.waiting, []
+        self.writing = True
+        job = self.loop.run_in_executor(self.thread, self.writer.write, [queued.write for queued in batch])
+        job.add_done_callback(partial(self._written, batch))
+
+    def _written(self, batch: list[_Write], job: asyncio.Future[list[UpsertResult | SQLAlchemyError]]) -> None:
+        self.writing = False
+        error = RuntimeError("the write was cancelled") if job.cancelled() else job.exception()
+        for queued, outcome in zip(batch, [error] * len(batch) if error else job.result(), strict=True):
+            if isinstance(outcome, BaseException):
+                self.failure = self.failure or outcome
+                queued.task.set_exception(outcome)
+            else:
+                queued.task.set_result(outcome)
+        if self.failure is not None:
+            for queued in self.waiting:
+                queued.task.set_exception(self.failure)
+            self.waiting = []
+        elif self.waiting:
+            self._hand_over()
 
 
 async def sync_stream(
@@ -140,12 +193,13 @@ async def sync_stream(
 
     Three things overlap: the next page is fetched (and validated) while this one is planned,
     and pages are committed by the stream's own writer thread, in order, while the event loop
-    goes on.  What a page's write is belongs to the store (:class:`hub.sync.store.PageWriter`:
-    the plan, the check in the transaction, the checkpoint, the announcement); this loop only
-    orders the writes.
-    Each commit holds one page and its checkpoint, and a page is committed only after every page
-    before it was: whatever instant the process dies at, the database holds pages 1..k and
-    checkpoint k.
+    goes on; pages planned while the writer is busy are committed together, in one transaction,
+    when it is free.  What a page's write is belongs to the store
+    (:class:`hub.sync.store.PageWriter`: the plan, the check in the transaction, the checkpoint,
+    the announcement); this loop only orders the writes.
+    Each commit holds whole pages and the checkpoint of the last, and a page is committed only
+    after every page before it was: whatever instant the process dies at, the database holds
+    pages 1..k and checkpoint k.
     """
     capability, method = STREAMS[stream]
     account = handle.account
@@ -155,13 +209,7 @@ async def sync_stream(
     calls_before = handle.calls
     in_flight: deque[_Write] = deque()
     writer = PageWriter(engine, settings.phones, host, account.platform, account.account_id, stream)
-    loop = asyncio.get_running_loop()
-    writer_thread = ThreadPoolExecutor(1, thread_name_prefix="siyu-writer")  # one thread: its caches stay warm
-
-    async def commit(previous: asyncio.Future[UpsertResult] | None, write: Callable[[], UpsertResult]) -> UpsertResult:
-        if previous is not None:
-            await previous  # in page order; after a failed page nothing later is written
-        return await loop.run_in_executor(writer_thread, write)
+    writes = _WriteQueue(writer, asyncio.get_running_loop())
 
     def committed(done: _Write) -> None:
         result = done.task.result()
@@ -200,9 +248,8 @@ async def sync_stream(
                 for _ in range(REQUEST_TURNS):
                     await asyncio.sleep(0)
             checkpoint = page.next_cursor if page.next_cursor is not None else page.resume_cursor
-            write = writer.plan(page.items, checkpoint)  # the page and its checkpoint, together
-            previous = in_flight[-1].task if in_flight else None
-            in_flight.append(_Write(page, asyncio.ensure_future(commit(previous, write))))
+            # the page and its checkpoint, together
+            in_flight.append(writes.add(page, writer.plan(page.items, checkpoint)))
             await settle(WRITES_IN_FLIGHT - 1)
             if following is None:
                 await settle(0)
@@ -222,7 +269,7 @@ async def sync_stream(
         try:
             await _drain(in_flight, committed, summary)
         finally:
-            writer_thread.shutdown(wait=False)  # its last write is done, or the process is ending
+            writes.close()  # its last write is done, or the process is ending
     summary.retries = handle.retries.total
     summary.retry_reasons = dict(handle.retries.by_reason)
     summary.api_calls = handle.calls - calls_before

@@ -5,10 +5,10 @@
     inside the caller's transaction, inserts the new ones and updates the changed ones in place
     (callbacks, ``siyu apply``, imports).
 :class:`PageWriter`
-    is the sync engine's one door for a page: it plans the page, writes it and the stream's
-    checkpoint in one transaction (checking there that the plan still holds, planning the page
-    again if not), and announces what changed once it is committed.  The engine never sees a
-    statement.
+    is the sync engine's one door for a page: it plans the page, writes it (with any pages
+    queued behind the one before it) and the stream's checkpoint in one transaction (checking
+    there that the plan still holds, planning the page again if not), and announces what
+    changed once it is committed.  The engine never sees a statement.
 
 Either way, a record updates only the fields its producer set (pydantic's ``model_fields_set``),
 so a webhook that knows only a fan's follow state does not blank the fan's nickname, and writing
@@ -19,23 +19,24 @@ driver-level statements, :mod:`hub.storage.bulk`'s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub.events import FanUpserted, MessageReceived
 from hub.people.phones import PhoneVault
 from hub.storage import bulk
-from hub.sync.plans import UpsertResult, plan_inserts, plan_upsert, write_plan
+from hub.sync.plans import StoredMeanwhile, UpsertPlan, UpsertResult, plan_inserts, plan_upsert, write_plan
 from schemas import Direction, Fan, Message, Record
 from schemas.tables import SyncCheckpointRow, utcnow
 
 if TYPE_CHECKING:
     from hub.plugins import PluginHost
 
-__all__ = ["PageWriter", "UpsertResult", "announce", "load_checkpoint", "upsert"]
+__all__ = ["PageWrite", "PageWriter", "UpsertResult", "announce", "load_checkpoint", "upsert"]
 
 CHECKPOINTS = SyncCheckpointRow.__table__
 CHECKPOINT_KEY = ("platform", "account_id", "stream")
@@ -70,8 +71,9 @@ class PageWriter:
     to the page's next cursor and commits: the page and its checkpoint are stored together or not
     at all.  When the insert left a record out, that transaction is rolled back and the page is
     planned again in a new one (new records inserted, changed ones updated in place, the rest
-    counted unchanged).  The caller runs the writes one after another in page order, and calls ``announce``
-    with a write's result once it is committed.
+    counted unchanged).  ``write`` runs several such writes, the pages that queued up while the
+    writer was busy, in one transaction.  The caller runs the writes in page order, and calls
+    ``announce`` with a write's result once it is committed.
 
     The plan is made without waiting for the database, as new records (a first sync's records
     all are), with every value already converted for the driver, so that the worker thread
@@ -92,7 +94,7 @@ class PageWriter:
         with self.engine.connect() as conn:
             return load_checkpoint(conn, self.platform, self.account_id, self.stream)
 
-    def plan(self, records: Sequence[Record], next_cursor: str | None) -> Callable[[], UpsertResult]:
+    def plan(self, records: Sequence[Record], next_cursor: str | None) -> PageWrite:
         """Plan a page (its records, and the cursor of the page after it; ``None`` at the end,
         which clears the checkpoint) and return its write, to run in a worker thread.
 
@@ -104,11 +106,53 @@ class PageWriter:
             "platform": self.platform, "account_id": self.account_id, "stream": self.stream,
             "cursor": next_cursor, "updated_at": utcnow(),
         })
-        return partial(write_plan, self.engine, planned, records, self.phones, also=checkpoint)
+        return PageWrite(self, planned, records, checkpoint)
+
+    def write(self, writes: Sequence[PageWrite]) -> list[UpsertResult | SQLAlchemyError]:
+        """Write planned pages of this stream, in page order, in one transaction that ends with
+        the last page's checkpoint (pages that queued up while the writer was busy: a commit
+        writes each database page they share once); each page's outcome, in order.
+
+        When that transaction fails (a record planned as new is stored, or the database refuses a
+        page), it is rolled back and each page is written on its own (``write()``), planned again
+        if it must be.  A page that fails has the database error as its outcome, and so has every
+        page after it, which is not written: the pages before it are stored with their checkpoint,
+        and the checkpoint never passes a page that is not stored.
+        """
+        if len(writes) > 1:
+            try:
+                with self.engine.begin() as conn:
+                    results = [write.planned.write(conn) for write in writes]
+                    writes[-1].checkpoint(conn)
+                return list(results)
+            except (StoredMeanwhile, SQLAlchemyError):  # rolled back: the pages one by one say which
+                pass
+        outcomes: list[UpsertResult | SQLAlchemyError] = []
+        for write in writes:
+            try:
+                outcomes.append(write())
+            except SQLAlchemyError as exc:
+                return outcomes + [exc] * (len(writes) - len(outcomes))
+        return outcomes
 
     def announce(self, result: UpsertResult) -> None:
         """After a page's write committed: tell ``track_event`` observers what it changed."""
         announce(self.host, result)
+
+
+@dataclass(frozen=True, eq=False)
+class PageWrite:
+    """A page planned by :meth:`PageWriter.plan`: calling it writes the page and its checkpoint
+    in a transaction of their own (planned again inside a new one if the plan no longer holds)."""
+
+    writer: PageWriter
+    planned: UpsertPlan
+    records: Sequence[Record]
+    checkpoint: bulk.Statement
+
+    def __call__(self) -> UpsertResult:
+        writer = self.writer
+        return write_plan(writer.engine, self.planned, self.records, writer.phones, also=self.checkpoint)
 
 
 def announce(host: PluginHost, result: UpsertResult) -> None:

@@ -305,3 +305,55 @@ def test_each_kinds_natural_key_is_a_unique_constraint_of_its_table(kind):
     unique = [{column.name for column in constraint.columns} for constraint in kind.table.constraints
               if isinstance(constraint, sa.UniqueConstraint)]
     assert set(kind.key) in unique
+
+
+def commits_of(engine):
+    """A list that grows by one at each commit on ``engine``."""
+    commits = []
+    sa.event.listen(engine, "commit", lambda conn: commits.append(conn))
+    return commits
+
+
+def test_pages_queued_for_the_writer_share_one_transaction_and_the_last_checkpoint(engine):
+    recorder = Recorder()
+    writer = writer_for(engine, recorder.host)
+    pages = [[fan(platform_uid=f"wm{p}{i}", phone=f"1380013{p}00{i}") for i in range(3)] for p in range(3)]
+    writes = [writer.plan(page, f"c{p}") for p, page in enumerate(pages)]
+    commits = commits_of(engine)
+    outcomes = writer.write(writes)
+    assert [(o.inserted, o.updated) for o in outcomes] == [(3, 0)] * 3
+    assert len(commits) == 1 and writer.checkpoint() == "c2" and count_fans(engine) == 9
+    assert [record.platform_uid for record, _ in outcomes[1].changed] == ["wm10", "wm11", "wm12"]
+    assert stored_uid(engine, "wm21")["phone_hash"] == PHONES.hash("+8613800132001")
+
+
+def test_a_queued_page_whose_plan_no_longer_holds_sends_each_page_alone(engine):
+    writer = writer_for(engine)
+    first = writer.plan([fan(platform_uid="wm1")], "c1")
+    second = writer.plan([fan(platform_uid="wm2", nickname="from the sync"), fan(platform_uid="wm3")], "c2")
+    with engine.begin() as conn:  # meanwhile a callback stores one fan of the second page
+        upsert(conn, [fan(platform_uid="wm2", nickname="from a callback")], PHONES)
+    commits = commits_of(engine)
+    outcomes = writer.write([first, second])
+    assert [(o.inserted, o.updated, o.unchanged) for o in outcomes] == [(1, 0, 0), (1, 1, 0)]
+    assert len(commits) == 2 and writer.checkpoint() == "c2" and count_fans(engine) == 3
+    assert stored_uid(engine, "wm2")["nickname"] == "from the sync"
+
+
+def test_a_refused_page_of_a_group_keeps_the_pages_before_it_and_writes_none_after(engine):
+    refuse = ("""CREATE FUNCTION refuse_wm2() RETURNS trigger AS $$ BEGIN
+      IF NEW.platform_uid = 'wm2' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$
+      LANGUAGE plpgsql""", "CREATE TRIGGER refuse_wm2 BEFORE INSERT ON fans FOR EACH ROW EXECUTE FUNCTION refuse_wm2()") \
+        if engine.dialect.name == "postgresql" else (
+        "CREATE TRIGGER refuse_wm2 BEFORE INSERT ON fans WHEN NEW.platform_uid = 'wm2' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",)
+    with engine.begin() as conn:
+        for statement in refuse:
+            conn.exec_driver_sql(statement)
+    writer = writer_for(engine)
+    writes = [writer.plan([fan(platform_uid=f"wm{p}")], f"c{p}") for p in range(4)]
+    first, second, refused, after = writer.write(writes)
+    assert (first.inserted, second.inserted) == (1, 1)
+    assert isinstance(refused, sa.exc.DBAPIError) and "refused by the test" in str(refused)
+    assert after is refused  # not written: the page before it failed
+    assert count_fans(engine) == 2 and writer.checkpoint() == "c1"

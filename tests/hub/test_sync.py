@@ -209,3 +209,31 @@ def test_a_failed_sync_exits_1_with_the_error_in_the_summary(tmp_path, database_
     engine = storage.open_database(database_url)
     assert count(engine, FanRow) == 0
     engine.dispose()
+
+
+async def test_pages_planned_while_the_writer_is_busy_are_committed_together(engine, database_url, monkeypatch):
+    """The first commit is held up; the pages planned meanwhile (at most three wait) go to the
+    database in one transaction when the writer is free, in order, each counted as a page."""
+    import time
+
+    from hub.sync.store import PageWriter
+
+    batches: list[list[str]] = []
+    write = PageWriter.write
+
+    def slow_first_write(self, writes):
+        if not batches:
+            time.sleep(0.5)
+        batches.append([w.records[0].platform_uid for w in writes])
+        return write(self, writes)
+
+    monkeypatch.setattr(PageWriter, "write", slow_first_write)
+    with serve_asgi(make_app(400)) as url:
+        settings = settings_for(HOST, database_url, tp_account(url, page_size=50))
+        [summary] = await sync_accounts(HOST, settings, engine, stream="fans")
+    assert summary.error is None and (summary.pages, summary.inserted) == (8, 400)
+    assert [uid for batch in batches for uid in batch] == [f"u{50 * p:07d}" for p in range(8)]  # in page order
+    assert batches[1] == ["u0000050", "u0000100"]  # planned while the first page's commit was held up
+    assert len(batches) < 8 and count(engine, FanRow) == 400  # one transaction a batch (test_store.py)
+    with engine.connect() as conn:
+        assert load_checkpoint(conn, "testplat", "main", "fans") is None  # the stream ended
