@@ -119,15 +119,15 @@ class PageWriter:
         page after it, which is not written: the pages before it are stored with their checkpoint,
         and the checkpoint never passes a page that is not stored.
         """
+        outcomes: list[UpsertResult | SQLAlchemyError] = []
         if len(writes) > 1:
             try:
                 with self.engine.begin() as conn:
-                    results = [write.planned.write(conn) for write in writes]
+                    outcomes = [write.planned.write(conn) for write in writes]
                     writes[-1].checkpoint(conn)
-                return list(results)
+                return outcomes
             except (StoredMeanwhile, SQLAlchemyError):  # rolled back: the pages one by one say which
-                pass
-        outcomes: list[UpsertResult | SQLAlchemyError] = []
+                outcomes = []
         for write in writes:
             try:
                 outcomes.append(write())
