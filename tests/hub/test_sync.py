@@ -212,22 +212,32 @@ def test_a_failed_sync_exits_1_with_the_error_in_the_summary(tmp_path, database_
 
 
 async def test_pages_planned_while_the_writer_is_busy_are_committed_together(engine, database_url, monkeypatch):
-    """The first commit is held up; the pages planned meanwhile (at most three wait) go to the
-    database in one transaction when the writer is free, in order, each counted as a page."""
-    import time
+    """The first commit is held up until the third page is planned (at most three wait); the
+    two planned meanwhile go to the database in one transaction when the writer is free, in
+    order, each counted as a page."""
+    import threading
 
     from hub.sync.store import PageWriter
 
     batches: list[list[str]] = []
-    write = PageWriter.write
+    planned = []
+    third_planned = threading.Event()
+    plan, write = PageWriter.plan, PageWriter.write
 
-    def slow_first_write(self, writes):
+    def counted_plan(self, records, next_cursor):
+        planned.append(records[0].platform_uid)
+        if len(planned) == 3:
+            third_planned.set()
+        return plan(self, records, next_cursor)
+
+    def held_first_write(self, writes):
         if not batches:
-            time.sleep(0.5)
+            assert third_planned.wait(10)
         batches.append([w.records[0].platform_uid for w in writes])
         return write(self, writes)
 
-    monkeypatch.setattr(PageWriter, "write", slow_first_write)
+    monkeypatch.setattr(PageWriter, "plan", counted_plan)
+    monkeypatch.setattr(PageWriter, "write", held_first_write)
     with serve_asgi(make_app(400)) as url:
         settings = settings_for(HOST, database_url, tp_account(url, page_size=50))
         [summary] = await sync_accounts(HOST, settings, engine, stream="fans")
