@@ -4,8 +4,9 @@ transaction.
 For each stream an adapter supports, the engine loads the checkpoint, fetches a page (under the
 retry policy), and in ONE database transaction upserts the page's records and moves the
 checkpoint to the page's ``next_cursor`` (pages that waited for the writer share that
-transaction, and the checkpoint is the last one's).  Killing the process at any instant therefore loses at
-most a page that was never committed, and the next run fetches it again: no gap, no duplicate.
+transaction, and the checkpoint is the last one's).  Killing the process at any instant
+therefore loses at most a page that was never committed, and the next run fetches it again: no
+gap, no duplicate.
 The next page is fetched while the current one is written, and no stream is ever held whole.
 When a stream ends, its checkpoint is cleared, so the next run is a fresh pass (idempotent: the
 unchanged records are counted, not rewritten), unless the last page names a ``resume_cursor``: a

@@ -114,10 +114,11 @@ class PageWriter:
         writes each database page they share once); each page's outcome, in order.
 
         When that transaction fails (a record planned as new is stored, or the database refuses a
-        page), it is rolled back and each page is written on its own (``write()``), planned again
-        if it must be.  A page that fails has the database error as its outcome, and so has every
-        page after it, which is not written: the pages before it are stored with their checkpoint,
-        and the checkpoint never passes a page that is not stored.
+        page), it is rolled back and each page is written on its own (calling its
+        :class:`PageWrite`), planned again if it must be.  A page that fails has the database
+        error as its outcome, and so has every page after it, which is not written: the pages
+        before it are stored with their checkpoint, and the checkpoint never passes a page that
+        is not stored.
         """
         outcomes: list[UpsertResult | SQLAlchemyError] = []
         if len(writes) > 1:
